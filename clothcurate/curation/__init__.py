@@ -1,0 +1,1 @@
+"""Curation with FiftyOne: sources -> ingest -> flags -> folds -> export -> review."""

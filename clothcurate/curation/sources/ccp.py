@@ -1,0 +1,71 @@
+"""Clothing Co-Parsing (Yang, Luo, Lin, CVPR 2014), in the public release's own layout::
+
+    photos/NNNN.jpg                      photos (0001..1004 pixel-annotated, more image-level only)
+    annotations/pixel-level/NNNN.mat     MATLAB v5, variable ``groundtruth``: (H, W) uint8 label ids
+    annotations/image-level/NNNN.mat     variable ``tags``: label ids present (skipped, counted)
+    label_list.mat                       variable ``label_list``: 1 x 59 cell of names, 0 = null
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+
+from clothcurate.curation.sources.base import RawSample, SampleRef, ScanProblem, Source
+from clothcurate.errors import BadInputError, BadSampleError
+
+
+class CCPSource(Source):
+    """Reader of CCP's pixel-level annotations."""
+
+    name = "ccp"
+
+    def _layout(self) -> tuple[Path, Path, Path]:
+        if not self.root.is_dir():
+            raise BadInputError(f"{self.root}: no such folder; pass --ccp the folder that holds "
+                                "photos/, annotations/ and label_list.mat")
+        photos, pixel, labels = (self.root / "photos", self.root / "annotations" / "pixel-level",
+                                 self.root / "label_list.mat")
+        for p in (photos, pixel, labels):
+            if not p.exists():
+                raise BadInputError(f"{p}: missing; {self.root} is not a CCP folder "
+                                    "(expected photos/, annotations/pixel-level/, label_list.mat)")
+        return photos, pixel, labels
+
+    def vocabularies(self) -> dict[str, list[str]]:
+        _, _, labels = self._layout()
+        try:
+            cell = scipy.io.loadmat(labels)["label_list"]
+        except Exception as e:  # scipy raises several types for a bad file
+            raise BadInputError(f"{labels}: cannot read variable 'label_list' ({e}); "
+                                "restore label_list.mat from the CCP release") from e
+        return {"": [str(np.asarray(x).ravel()[0]) for x in cell.ravel()]}
+
+    def scan(self):
+        photos, pixel, _ = self._layout()
+        refs, problems = [], []
+        for mat in sorted(pixel.glob("*.mat")):
+            sid = mat.stem
+            photo = photos / f"{sid}.jpg"
+            if not photo.exists():
+                problems.append(ScanProblem(sid, "photo missing", str(photo)))
+                continue
+            refs.append(SampleRef(sid, str(photo), (str(mat),)))
+        annotated = {r.source_id for r in refs} | {p.source_id for p in problems}
+        image_level = sum(1 for p in photos.glob("*.jpg") if p.stem not in annotated)
+        return refs, problems, {"image-level only (no pixel annotation)": image_level}
+
+    def read(self, ref: SampleRef) -> RawSample:
+        (mat,) = ref.locator
+        try:
+            gt = scipy.io.loadmat(mat, variable_names=["groundtruth"]).get("groundtruth")
+        except Exception as e:
+            raise BadSampleError(ref.source_id, f"unreadable .mat ({type(e).__name__}: {e})", mat) from e
+        if gt is None:
+            raise BadSampleError(ref.source_id, "no variable 'groundtruth' in the .mat", mat)
+        if gt.ndim != 2 or not np.issubdtype(gt.dtype, np.integer):
+            raise BadSampleError(ref.source_id, f"'groundtruth' is {gt.dtype} {gt.shape}, "
+                                 "expected a 2-D integer label array", mat)
+        return RawSample(masks={"": gt}, annotation_path=mat)

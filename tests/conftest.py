@@ -1,0 +1,58 @@
+"""Shared fixtures: a real, temporary FiftyOne database and workspace; the real CCP from ../shared.
+
+FiftyOne reads its settings at import, so the environment is set here, before any test module
+imports it. Tests never touch a user's database: ``FIFTYONE_DATABASE_URI`` is removed and the
+bundled ``mongod`` runs on a temporary folder for the whole session.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_TMP = Path(tempfile.mkdtemp(prefix="clothcurate-tests-"))
+os.environ.pop("FIFTYONE_DATABASE_URI", None)
+os.environ["FIFTYONE_DATABASE_DIR"] = str(_TMP / "mongo")
+os.environ["CLOTHCURATE_HOME"] = str(_TMP / "home")
+os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
+os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+REPO = Path(__file__).resolve().parents[1]
+CCP_DIR = Path(os.environ.get("CLOTHCURATE_TEST_CCP", REPO.parent / "shared" / "datasets" / "ccp")).resolve()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_TMP, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def ccp_dir() -> Path:
+    """The real CCP release (read only; never copied into the project)."""
+    if not (CCP_DIR / "label_list.mat").exists():
+        pytest.fail(f"CCP not found at {CCP_DIR}; set CLOTHCURATE_TEST_CCP or put ../shared beside the repo")
+    return CCP_DIR
+
+
+@pytest.fixture(scope="session")
+def ccp_dataset(ccp_dir):
+    """The full real CCP ingested once for the session into dataset ``ccp-session`` (read only:
+    tests that modify samples clone it)."""
+    from clothcurate.curation.ingest import ingest
+
+    ingest(ccp=ccp_dir, dataset="ccp-session", progress=False)
+    import fiftyone as fo
+
+    return fo.load_dataset("ccp-session")
+
+
+@pytest.fixture
+def tmp_home(tmp_path, monkeypatch) -> Path:
+    """A private CLOTHCURATE_HOME for one test."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("CLOTHCURATE_HOME", str(home))
+    return home
