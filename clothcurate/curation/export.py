@@ -1,0 +1,330 @@
+"""Export cleaned, multilabel-stratified k folds into a folder that training reads without FiftyOne.
+
+The folder layout is the "Export folder" of ``docs/contracts.md``. Eligible samples are all but
+those tagged ``reject`` and, unless ``keep_flagged``, ``bg_only`` (a sample tagged both counts as
+``reject``). Folds come from :func:`clothcurate.curation.folds.assign_folds` on the class presence
+of the samples sorted by key, so they depend only on the eligible set and the seed. Photos and
+masks are written by a small process pool into a hidden sibling folder (``.<out>.partial``), which
+is renamed onto ``out`` only when everything is written: a failed export leaves nothing that
+looks complete. Only then is each sample's ``fold`` written back to FiftyOne (None for the
+samples left out).
+
+Example::
+
+    from clothcurate.curation.export import export_folds
+    report = export_folds(dataset="clothcurate", out=Path("folds"), crop="person", size=320)
+    print(report.summary())
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from clothcurate.curation.coco import coco_document, mask_to_annotations
+from clothcurate.curation.crop import crop_box, crop_resize
+from clothcurate.curation.db import load_dataset
+from clothcurate.curation.folds import assign_folds, fold_stats
+from clothcurate.errors import BadInputError
+from clothcurate.labelmaps import NUM_CLASSES, TARGET_CLASSES, mask_targets
+
+__all__ = ["export_folds", "ExportReport", "FORMATS", "CROP_MARGIN"]
+
+FORMATS = ("png", "coco", "both")
+CROPS = ("person",)
+CROP_MARGIN = 0.05  # of the person box's width/height, on each side
+EXPORT_VERSION = 1
+_JPEG = [cv2.IMWRITE_JPEG_QUALITY, 95]
+_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+_FIELDS = ["id", "key", "source", "source_id", "filepath", "ground_truth.mask_path", "classes",
+           "person.bounding_box", "tags"]
+
+
+@dataclass
+class ExportReport:
+    """What an export wrote.
+
+    Attributes:
+        out: the export folder.
+        dataset: the FiftyOne dataset exported.
+        k, seed, fmt, crop, size: the options used.
+        n_exported: samples written.
+        left_out: ``{"reject": n, "bg_only": n}``.
+        stats: the content of ``fold_stats.json``.
+        seconds: wall time of the export.
+    """
+
+    out: Path
+    dataset: str
+    k: int
+    seed: int
+    fmt: str
+    crop: str | None
+    size: int | None
+    n_exported: int
+    left_out: dict[str, int] = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        """Human-readable summary: what was left out and why, and the fold/class table."""
+        crop = f", crop {self.crop}" + (f" {self.size}x{self.size}" if self.size else "") if self.crop else ""
+        lines = [f"exported {self.n_exported} samples of {self.dataset!r} to {self.out} "
+                 f"({self.fmt}{crop}; {self.k} folds, seed {self.seed}; {self.seconds:.1f} s)",
+                 f"left out: {self.left_out.get('reject', 0)} tagged reject, "
+                 f"{self.left_out.get('bg_only', 0)} tagged bg_only"
+                 + (" (--keep-flagged keeps them)" if self.left_out.get("bg_only") else ""),
+                 f"largest deviation of a class's image share in a fold from the whole set: "
+                 f"{self.stats['max_deviation']:.4f} (classes with >= {self.stats['min_images']} images)",
+                 "images with the class (pixel share):",
+                 _fold_table(self.stats)]
+        return "\n".join(lines)
+
+
+def _fold_table(stats: dict) -> str:
+    parts = [*stats["folds"], stats["all"]]
+    heads = [f"fold {p['fold']} ({p['n_images']})" for p in stats["folds"]] + [f"all ({stats['all']['n_images']})"]
+    width = max(15, *(len(h) for h in heads))
+    rows = ["class".ljust(10) + "".join(h.rjust(width) for h in heads)]
+    for c, name in enumerate(stats["classes"]):
+        cells = [f"{p['images'][c]} ({100 * p['pixel_share'][c]:.2f}%)" for p in parts]
+        rows.append(name.ljust(10) + "".join(cell.rjust(width) for cell in cells))
+    return "\n".join(rows)
+
+
+class _Row(NamedTuple):
+    """One sample's values, read from FiftyOne in bulk (order of ``_FIELDS``)."""
+
+    id: str
+    key: str
+    source: str
+    source_id: str
+    filepath: str
+    mask_path: str | None
+    classes: list[str] | None
+    bbox: list[float] | None
+    tags: list[str] | None
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One sample to write (picklable, for the worker pool)."""
+
+    key: str
+    photo: str
+    mask: str
+    out: str
+    bbox: tuple[float, ...] | None
+    crop: str | None
+    size: int | None
+    coco: bool
+
+
+def _init_worker() -> None:
+    cv2.setNumThreads(1)
+
+
+def _read_mask(job: _Job) -> np.ndarray:
+    mask = cv2.imread(job.mask, cv2.IMREAD_UNCHANGED)
+    if mask is None or mask.ndim != 2 or mask.dtype != np.uint8:
+        raise BadInputError(f"sample {job.key}: ground-truth mask {job.mask} is missing or not a 1-channel uint8 PNG; "
+                            "re-run `clothcurate ingest --overwrite`")
+    if int(mask.max()) >= NUM_CLASSES:
+        raise BadInputError(f"sample {job.key}: mask {job.mask} has class id {int(mask.max())} >= {NUM_CLASSES}; "
+                            "re-run `clothcurate ingest --overwrite`")
+    return mask
+
+
+def _write(path: str, array: np.ndarray, params: list[int]) -> None:
+    if not cv2.imwrite(path, array, params):
+        raise OSError(f"cannot write {path}")
+
+
+def _export_sample(job: _Job) -> dict:
+    """Write one sample's photo and mask; returns what the JSON files need."""
+    mask = _read_mask(job)
+    height, width = mask.shape
+    image_out = os.path.join(job.out, "images", f"{job.key}.jpg")
+    mask_out = os.path.join(job.out, "masks", f"{job.key}.png")
+    box = None
+    if job.crop or not job.photo.lower().endswith((".jpg", ".jpeg")):
+        image = cv2.imread(job.photo, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        if image is None or image.shape[:2] != (height, width):
+            got = "unreadable" if image is None else f"{image.shape[1]}x{image.shape[0]}"
+            raise BadInputError(f"sample {job.key}: photo {job.photo} is {got} but its mask is {width}x{height}; "
+                                "re-run `clothcurate ingest --overwrite`")
+        if job.crop:
+            box = crop_box(job.bbox, width=width, height=height, margin=CROP_MARGIN)
+            image, mask = crop_resize(image, mask, box=box, size=job.size)
+        _write(image_out, image, _JPEG)
+        _write(mask_out, mask, _PNG)
+    else:
+        shutil.copyfile(job.photo, image_out)
+        shutil.copyfile(job.mask, mask_out)
+    return {"key": job.key, "orig_size": [width, height], "crop_box": list(box) if box else None,
+            "size": [int(mask.shape[1]), int(mask.shape[0])],
+            "pixels": np.bincount(mask.ravel(), minlength=NUM_CLASSES).tolist(),
+            "annotations": mask_to_annotations(mask) if job.coco else []}
+
+
+def _check_options(out: Path, *, folds: int, fmt: str, crop: str | None, size: int | None, overwrite: bool) -> None:
+    if fmt not in FORMATS:
+        raise BadInputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if crop is not None and crop not in CROPS:
+        raise BadInputError(f"unknown crop {crop!r}; use 'person' or none")
+    if size is not None and (crop is None or size < 1):
+        raise BadInputError(f"--size {size} needs --crop person and a positive size (e.g. --crop person --size 320)")
+    if folds < 2:
+        raise BadInputError(f"--folds must be at least 2, got {folds}")
+    if out.exists() and not out.is_dir():
+        raise BadInputError(f"{out}: exists and is not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise BadInputError(f"{out}: folder is not empty; pass --overwrite to replace it or choose another --out")
+
+
+def _select(rows: list[_Row], keep_flagged: bool) -> tuple[list[_Row], dict[str, int]]:
+    """Eligible rows sorted by key, and how many were left out per reason."""
+    left_out = {"reject": 0, "bg_only": 0}
+    keep = []
+    for row in rows:
+        tags = set(row.tags or ())
+        if "reject" in tags:
+            left_out["reject"] += 1
+        elif "bg_only" in tags and not keep_flagged:
+            left_out["bg_only"] += 1
+        else:
+            keep.append(row)
+    return sorted(keep, key=lambda r: r.key), left_out
+
+
+def _run_jobs(jobs: list[_Job], *, workers: int, progress: bool) -> list[dict]:
+    bar = tqdm(total=len(jobs), desc="export", unit="img", disable=not progress)
+    try:
+        if workers > 1 and len(jobs) > 32:
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            with ctx.Pool(workers, initializer=_init_worker) as pool:
+                results = []
+                for r in pool.imap(_export_sample, jobs, chunksize=8):
+                    results.append(r)
+                    bar.update()
+                return results
+        results = []
+        for job in jobs:
+            results.append(_export_sample(job))
+            bar.update()
+        return results
+    finally:
+        bar.close()
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=1))
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Rename the finished temporary folder onto ``out`` (replacing an existing one)."""
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()
+    if out.exists():
+        old = out.parent / f".{out.name}.old"
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+
+
+def export_folds(*, dataset: str, out: Path, folds: int = 5, seed: int = 0, fmt: str = "png",
+                 crop: str | None = None, size: int | None = None, keep_flagged: bool = False,
+                 overwrite: bool = False, progress: bool = True, workers: int | None = None) -> ExportReport:
+    """Export the eligible samples of a dataset as k multilabel-stratified folds.
+
+    Args:
+        dataset: FiftyOne dataset name.
+        out: export folder (created; must be empty or missing unless ``overwrite``).
+        folds: number of folds k.
+        seed: seed of the stratification (same seed and eligible set -> same folds).
+        fmt: ``png`` (images/ + masks/), ``coco`` (also coco.json) or ``both`` (same as coco:
+            the PNG masks are always written, training reads them).
+        crop: ``person`` to crop each photo to its person box plus a margin (see
+            :mod:`clothcurate.curation.crop`), or None for the full photo.
+        size: with ``crop``, resize crops to ``size x size`` (mask nearest neighbour).
+        keep_flagged: keep ``bg_only``-tagged samples (``reject`` ones are always left out).
+        overwrite: replace a non-empty ``out``.
+        progress: show a progress bar.
+        workers: writer processes (default: 2, or fewer CPUs).
+
+    Returns:
+        The report (``summary()`` prints what was left out and the fold/class table).
+
+    Raises:
+        BadInputError: bad option, non-empty ``out`` without ``overwrite``, unknown dataset,
+            too few eligible samples, or a sample whose files are missing or inconsistent.
+    """
+    t0 = time.perf_counter()
+    out = Path(out).expanduser().absolute()
+    _check_options(out, folds=folds, fmt=fmt, crop=crop, size=size, overwrite=overwrite)
+    ds = load_dataset(dataset)
+    rows, left_out = _select([_Row(*v) for v in zip(*ds.values(_FIELDS))], keep_flagged)
+    if len(rows) < folds:
+        raise BadInputError(f"dataset {dataset!r} has {len(rows)} eligible samples (left out: {left_out}), "
+                            f"too few for {folds} folds; ingest more or untag samples")
+    missing = next((r for r in rows if not r.mask_path), None)
+    if missing is not None:
+        raise BadInputError(f"sample {missing.key} of {dataset!r} has no ground_truth mask; "
+                            "re-run `clothcurate ingest --overwrite`")
+    presence = np.array([[c in set(r.classes or ()) for c in TARGET_CLASSES] for r in rows])
+    fold_of = assign_folds(presence, k=folds, seed=seed)
+
+    tmp = out.parent / f".{out.name}.partial"
+    shutil.rmtree(tmp, ignore_errors=True)
+    coco = fmt in ("coco", "both")
+    try:
+        (tmp / "images").mkdir(parents=True)
+        (tmp / "masks").mkdir()
+        jobs = [_Job(key=r.key, photo=r.filepath, mask=r.mask_path, out=str(tmp), bbox=tuple(r.bbox) if r.bbox else None,
+                     crop=crop, size=size, coco=coco) for r in rows]
+        results = _run_jobs(jobs, workers=workers or min(2, os.cpu_count() or 1), progress=progress)
+        pixels = np.array([res["pixels"] for res in results])
+        stats = fold_stats(pixels, fold_of, k=folds, classes=TARGET_CLASSES)
+        samples = [{"key": r.key, "id": r.id, "source": r.source, "source_id": r.source_id, "fold": int(f),
+                    "image": f"images/{r.key}.jpg", "mask": f"masks/{r.key}.png",
+                    "orig_size": res["orig_size"], "crop_box": res["crop_box"],
+                    "classes": [TARGET_CLASSES[c] for c in np.flatnonzero(res["pixels"])]}
+                   for r, f, res in zip(rows, fold_of, results)]
+        _write_json(tmp / "classes.json", {"classes": list(TARGET_CLASSES),
+                                          "mask_targets": {str(i): n for i, n in mask_targets().items()}})
+        _write_json(tmp / "folds.json", {"k": folds, "seed": seed, "samples": samples})
+        _write_json(tmp / "fold_stats.json", stats)
+        if coco:
+            images = [{"id": i, "file_name": f"{s['key']}.jpg", "width": res["size"][0], "height": res["size"][1],
+                       "key": s["key"], "fold": s["fold"]} for i, (s, res) in enumerate(zip(samples, results), start=1)]
+            anns = [{"image_id": i, **a} for i, res in enumerate(results, start=1) for a in res["annotations"]]
+            _write_json(tmp / "coco.json", coco_document(images=images, annotations=anns,
+                                                         description=f"clothcurate export of {dataset}"))
+        _write_json(tmp / "export.json", {
+            "version": EXPORT_VERSION, "dataset": dataset, "folds": folds, "seed": seed, "crop": crop,
+            "size": size, "format": fmt, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "left_out": left_out, "n_samples": len(samples), "crop_margin": CROP_MARGIN if crop else None})
+        _publish(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+    assigned = {r.id: int(f) for r, f in zip(rows, fold_of)}
+    ds.set_values("fold", {sid: assigned.get(sid) for sid in ds.values("id")}, key_field="id")
+    return ExportReport(out=out, dataset=dataset, k=folds, seed=seed, fmt=fmt, crop=crop, size=size,
+                        n_exported=len(samples), left_out=left_out, stats=stats,
+                        seconds=time.perf_counter() - t0)

@@ -1,0 +1,138 @@
+"""flag-errors: score every annotation, write ``issues``/``label_quality``, tags and saved views.
+
+The checks live in a registry (:mod:`.registry`), one module per family: :mod:`.content`
+(background only, no person), :mod:`.shape` (fragments, holes, detached parts),
+:mod:`.statistics` (layout, area outliers, class combinations; learned from the dataset) and
+:mod:`.raw` (source labels the label map sent to background). :mod:`.scoring` combines their
+scores into ``label_quality``.
+
+Example::
+
+    from clothcurate.curation.flags import flag_errors
+    print(flag_errors("clothcurate").summary())
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from clothcurate.curation.flags import scoring
+from clothcurate.curation.flags.engine import fit_and_score, measure_files
+from clothcurate.curation.flags.registry import Check, all_checks
+from clothcurate.curation.flags.report import FlagReport
+from clothcurate.errors import BadInputError
+from clothcurate.labelmaps import load_labelmap
+
+__all__ = ["flag_errors", "FlagReport", "FLAG_TAGS", "VIEWS"]
+
+#: the tags flag-errors owns (removed from every sample and set afresh on each run)
+FLAG_TAGS = ("bg_only", "suspicious")
+#: saved view name -> tag it shows
+VIEWS = {"bg-only": "bg_only", "suspicious": "suspicious"}
+WORST_SHOWN = 20
+
+
+def flag_errors(dataset: str, *, model_run: Path | None = None, progress: bool = True,
+                workers: int | None = None) -> FlagReport:
+    """Score every sample's annotation and write the findings to the FiftyOne dataset.
+
+    Writes ``issues`` (names of the checks that fired, most certain first), ``label_quality``
+    (0 = surely wrong ... 1 = clean), the tags ``bg_only`` / ``suspicious`` (replacing the ones of
+    an earlier run; ``reject`` / ``ok`` are never touched), the saved views ``bg-only`` and
+    ``suspicious`` (worst first) and the checks' descriptions (``dataset.info["checks"]`` and the
+    ``issues`` field's description, both visible in the App).
+
+    Args:
+        dataset: FiftyOne dataset name.
+        model_run: a train-eval run folder for model-assisted findings (not available yet).
+        progress: show a progress bar.
+        workers: processes that read the masks (default: up to 2).
+
+    Returns:
+        The report (counts per reason, the 20 worst samples).
+
+    Raises:
+        BadInputError: unknown dataset, missing mask file, ``model_run`` given.
+    """
+    if model_run is not None:
+        raise BadInputError(f"--model is not available yet ({model_run}): model-assisted findings come "
+                            "with a later release; run flag-errors without --model")
+    from clothcurate.curation.db import load_dataset
+
+    t0 = time.perf_counter()
+    ds = load_dataset(dataset)
+    checks = [c for c in all_checks() if not c.needs & {"model", "image"}]
+    ids, keys, jobs = _jobs(ds)
+    measurements = measure_files(jobs, checks, workers=workers, progress=progress)
+    scores = fit_and_score(measurements, checks)
+    quality = scoring.label_quality(scores, checks)
+    found = scoring.issues(scores, checks)
+    bg_only = np.array(["background_only" in f for f in found])
+    suspicious = scoring.suspicious(quality, found)
+    _write(ds, ids, quality, found, bg_only, suspicious, checks, scores)
+
+    order = np.argsort(quality, kind="stable")[:WORST_SHOWN]
+    return FlagReport(
+        dataset=dataset, samples=len(ids),
+        counts={c.name: int((scores[:, j] >= c.threshold).sum()) for j, c in enumerate(checks)},
+        descriptions={c.name: c.description for c in checks},
+        bg_only=int(bg_only.sum()), suspicious=int(suspicious.sum()),
+        worst=[{"key": keys[i], "label_quality": round(float(quality[i]), 4), "issues": found[i]} for i in order],
+        seconds=time.perf_counter() - t0)
+
+
+def _jobs(ds) -> tuple[list[str], list[str], list[tuple]]:
+    """Sample ids, keys and :func:`read_sample` arguments, in the dataset's order."""
+    ids, keys, sources, gt_paths, images = ds.values(["id", "key", "source", "ground_truth.mask_path", "filepath"])
+    raw_paths = {}
+    background_ids = {}
+    schema = ds.get_field_schema()
+    for src in sorted(set(sources)):
+        field = f"raw_{src}"
+        if field in schema:
+            raw_paths[src] = ds.values(f"{field}.mask_path")
+            background_ids[src] = _raw_background_ids(ds, src)
+    jobs = []
+    for i, (key, src, gt) in enumerate(zip(keys, sources, gt_paths)):
+        if gt is None:
+            raise BadInputError(f"sample {key or ids[i]}: no ground_truth mask; re-run `clothcurate ingest --overwrite`")
+        raw = raw_paths[src][i] if src in raw_paths else None
+        jobs.append((key, gt, raw, background_ids.get(src, ()), images[i]))
+    return ids, keys, jobs
+
+
+def _raw_background_ids(ds, source: str) -> tuple[int, ...]:
+    """Source ids (besides 0) that the label map used at ingest sends to background."""
+    path = (ds.info.get("labelmaps") or {}).get(source)
+    lm = load_labelmap(path) if path and Path(path).exists() else load_labelmap(source)
+    return tuple(i for i, t in enumerate(lm.targets) if t == 0 and i != 0)
+
+
+def _write(ds, ids: list[str], quality: np.ndarray, found: list[list[str]], bg_only: np.ndarray,
+           suspicious: np.ndarray, checks: list[Check], scores: np.ndarray) -> None:
+    """Bulk-write fields, tags, saved views and check descriptions."""
+    ds.set_values("label_quality", dict(zip(ids, quality.astype(float).tolist())), key_field="id")
+    ds.set_values("issues", dict(zip(ids, found)), key_field="id")
+    ds.untag_samples(list(FLAG_TAGS))
+    ds.select([i for i, b in zip(ids, bg_only) if b]).tag_samples("bg_only")
+    ds.select([i for i, s in zip(ids, suspicious) if s]).tag_samples("suspicious")
+    for name, tag in VIEWS.items():
+        ds.save_view(name, ds.match_tags(tag).sort_by("label_quality"), overwrite=True)
+
+    field = ds.get_field("issues")
+    field.description = "flag-errors reasons: " + " | ".join(f"{c.name}: {c.description}" for c in checks)
+    field.save()
+    lq = ds.get_field("label_quality")
+    lq.description = ("0 = surely wrong ... 1 = clean: product of (1 - weight x score) over the checks; "
+                      f"tagged suspicious below {scoring.SUSPICIOUS_BELOW} or with any issue")
+    lq.save()
+    ds.info["checks"] = {c.name: {"description": c.description, "weight": c.weight, "threshold": c.threshold,
+                                  "flagged": int((scores[:, j] >= c.threshold).sum())}
+                         for j, c in enumerate(checks)}
+    ds.info["flag_errors"] = {"run": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                              "suspicious_below": scoring.SUSPICIOUS_BELOW}
+    ds.save()

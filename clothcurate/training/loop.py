@@ -1,0 +1,473 @@
+"""Train one fold and predict its test part (the paper's recipe, Sec. IV-B to IV-D).
+
+Shapes: N images in a batch, K classes, S = side of the square input.
+
+Training: Adam (lr 1e-3), ReduceLROnPlateau (factor 0.1) on the validation loss, up to ``epochs``
+epochs, early stop after ``patience`` epochs without a lower validation loss; the checkpoint
+with the lowest validation loss is kept (``best.pt``). The plateau scheduler waits
+``max(1, patience // 2)`` epochs (the paper does not say; half the early-stop patience lets the
+lower learning rate act before training stops). ``last.pt`` is written after every epoch
+(model, optimizer, scheduler, scaler, epoch, history, best, every rank's RNG states), so a
+crashed or interrupted fold resumes where it stopped. On CUDA: mixed precision (bf16 where
+supported, else fp16 with a GradScaler), channels-last, pinned memory and non-blocking copies,
+``cudnn.benchmark``; loader workers persist across epochs.
+
+Prediction: softmax -> raw argmax and the paper's opening post-processing; both confusion
+matrices accumulate on the device; per-sample IoU and pixel accuracy (opened prediction, in
+the crop frame); ``predictions/<key>.png`` (opened, pasted back into the photo frame) and
+``confidence/<key>.npz`` (``probs``: (K, S/4, S/4) uint8 softmax, 255 = 1.0, in the crop frame)
+are written by background threads while the next batch runs.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import segmentation_models_pytorch as smp
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from tqdm.auto import tqdm
+
+from clothcurate.curation.crop import paste_back
+from clothcurate.errors import BadInputError
+from clothcurate.training.data import ExportSample
+from clothcurate.training.distributed import DistContext, unwrap
+from clothcurate.training.metrics import ConfusionMatrix, per_sample_scores, scores_from_confusion
+from clothcurate.training.postprocess import open_predictions
+
+__all__ = ["LOSSES", "HISTORY_COLUMNS", "build_loss", "make_loader", "evaluate", "fit_fold", "FitResult",
+           "predict_fold", "FoldPrediction", "write_atomic"]
+
+LOSSES = ("ce", "dice", "focal", "ce+dice")
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_miou", "lr", "seconds")
+CONFIDENCE_STRIDE = 4  # confidence maps are stored at S / 4
+
+
+# ---------------------------------------------------------------------------------------------
+# losses, loaders, device helpers
+
+class _SumLoss(nn.Module):
+    """The sum of several losses of (logits, target)."""
+
+    def __init__(self, *parts: nn.Module):
+        super().__init__()
+        self.parts = nn.ModuleList(parts)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return sum(part(logits, target) for part in self.parts)
+
+
+def build_loss(name: str) -> nn.Module:
+    """The training loss.
+
+    Args:
+        name: ``ce`` (cross-entropy, the default), ``dice``, ``focal`` (smp, multiclass) or
+            ``ce+dice`` (their sum).
+
+    Returns:
+        A module ``loss(logits (N, K, S, S) float, target (N, S, S) int64) -> scalar``.
+
+    Raises:
+        BadInputError: an unknown name.
+    """
+    makers: dict[str, Callable[[], nn.Module]] = {
+        "ce": nn.CrossEntropyLoss,
+        "dice": lambda: smp.losses.DiceLoss(smp.losses.MULTICLASS_MODE),
+        "focal": lambda: smp.losses.FocalLoss(smp.losses.MULTICLASS_MODE),
+        "ce+dice": lambda: _SumLoss(nn.CrossEntropyLoss(), smp.losses.DiceLoss(smp.losses.MULTICLASS_MODE)),
+    }
+    if name not in makers:
+        raise BadInputError(f"--loss {name!r}: unknown loss; use one of {', '.join(LOSSES)}")
+    return makers[name]()
+
+
+def _amp(device: torch.device) -> tuple[bool, torch.dtype]:
+    """Autocast on CUDA only: bf16 where the GPU supports it, else fp16 (which needs a scaler)."""
+    if device.type != "cuda":
+        return False, torch.float32
+    return True, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _to_device(images: torch.Tensor, masks: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Non-blocking copies; channels-last images on CUDA."""
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    return (images.to(device, non_blocking=True, memory_format=fmt),
+            masks.to(device, non_blocking=True))
+
+
+def _seed_worker(worker_id: int) -> None:
+    """Give each loader worker its own numpy/random/albumentations stream (forked workers
+    would otherwise repeat the parent's augmentation)."""
+    info = torch.utils.data.get_worker_info()
+    seed = info.seed % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+    transform = getattr(info.dataset, "transform", None)
+    if hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(seed)
+
+
+def make_loader(dataset: Dataset, *, batch_size: int, train: bool, workers: int, ctx: DistContext,
+                seed: int = 0) -> DataLoader:
+    """A data loader for one split.
+
+    Args:
+        dataset: yields ``(image (3, S, S), mask (S, S), position)``.
+        batch_size: images per batch per process.
+        train: shuffle (a DistributedSampler under DDP) and drop the last incomplete batch
+            (BatchNorm needs more than one image); evaluation loaders keep order and every image.
+        workers: loader processes (0 = in this process); they persist across epochs.
+        ctx: the distributed context (samplers, pinned memory on CUDA).
+        seed: shuffling seed (DistributedSampler; the plain sampler follows torch's RNG).
+
+    Returns:
+        The loader; call ``loader.sampler.set_epoch(e)`` each epoch when it is a DistributedSampler.
+    """
+    sampler = None
+    if train and ctx.distributed:
+        sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed)
+    transform = getattr(dataset, "transform", None)
+    if workers == 0 and hasattr(transform, "set_random_seed"):
+        transform.set_random_seed(int(torch.randint(2**31 - 1, ()).item()))
+    per_rank = len(dataset) // ctx.world_size if train else len(dataset)
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
+        drop_last=train and per_rank > batch_size, num_workers=workers,
+        pin_memory=ctx.device.type == "cuda", persistent_workers=workers > 0,
+        prefetch_factor=4 if workers > 0 else None, worker_init_fn=_seed_worker if workers > 0 else None)
+
+
+def _rng_state() -> dict[str, Any]:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to a temporary file, then rename (never a half-written checkpoint)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename (never half-written)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _write_history(path: Path, history: Sequence[dict[str, float]]) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    write_atomic(path, buf.getvalue().encode())
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, *, criterion: nn.Module, ctx: DistContext,
+             num_classes: int) -> tuple[float, ConfusionMatrix]:
+    """Mean loss and raw-argmax confusion matrix of a loader, summed over DDP ranks.
+
+    Args:
+        model: the network (eval mode is set here; the caller restores train mode).
+        loader: yields ``(image (N, 3, S, S), mask (N, S, S), position)``; under DDP each rank
+            passes its own shard.
+        criterion: the training loss (averaged per image over all ranks).
+        ctx: the distributed context.
+        num_classes: K.
+
+    Returns:
+        ``(mean loss, confusion matrix)``; the matrix lives on ``ctx.device``.
+    """
+    model.eval()
+    enabled, dtype = _amp(ctx.device)
+    cm = ConfusionMatrix(num_classes, device=ctx.device)
+    total = torch.zeros((), dtype=torch.float64, device=ctx.device)
+    count = 0
+    for images, masks, _ in loader:
+        x, y = _to_device(images, masks, ctx.device)
+        with torch.autocast(ctx.device.type, dtype=dtype, enabled=enabled):
+            logits = model(x)
+        total += criterion(logits.float(), y).double() * len(x)
+        count += len(x)
+        cm.update(logits.argmax(1), y)
+    loss_sum, n = ctx.sum([total.item(), float(count)])
+    cm.all_reduce()
+    return loss_sum / max(n, 1.0), cm
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit_fold`.
+
+    Attributes:
+        best_epoch: 1-based epoch of the kept checkpoint.
+        best_val_loss: its validation loss.
+        epochs_run: epochs completed (over every resumed session).
+        stopped_early: True when the patience ran out before ``epochs``.
+        history: one dict per epoch with :data:`HISTORY_COLUMNS`.
+    """
+
+    best_epoch: int
+    best_val_loss: float
+    epochs_run: int
+    stopped_early: bool
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _train_epoch(model: nn.Module, loader: DataLoader, *, criterion: nn.Module, optimizer: torch.optim.Optimizer,
+                 scaler: torch.amp.GradScaler, ctx: DistContext, bar: tqdm) -> float:
+    """One pass over the training loader; returns the mean loss over ranks."""
+    model.train()
+    enabled, dtype = _amp(ctx.device)
+    total = torch.zeros((), dtype=torch.float64, device=ctx.device)
+    steps = 0
+    for step, (images, masks, _) in enumerate(loader):
+        x, y = _to_device(images, masks, ctx.device)
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(ctx.device.type, dtype=dtype, enabled=enabled):
+            logits = model(x)
+        loss = criterion(logits.float(), y)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        total += loss.detach().double()
+        steps += 1
+        bar.update(1)
+        if step % 20 == 0 and not bar.disable:  # an occasional host sync only for the display
+            bar.set_postfix(loss=f"{total.item() / steps:.4f}")
+    loss_sum, n = ctx.sum([total.item(), float(steps)])
+    return loss_sum / max(n, 1.0)
+
+
+def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir: Path, epochs: int,
+             patience: int, lr: float, loss: str, batch_size: int, workers: int, ctx: DistContext,
+             num_classes: int, seed: int = 0, progress: bool = True) -> FitResult:
+    """Train one fold, resuming from ``fold_dir/last.pt`` when it exists.
+
+    Args:
+        model: the network, on the CPU or ``ctx.device`` (moved and, under DDP, wrapped here).
+            On return it holds the weights of ``best.pt``, unwrapped, in eval mode.
+        train_set: training images (augmented), items ``(image, mask, position)``.
+        val_set: validation images (not augmented); this rank's shard under DDP.
+        fold_dir: ``RUN_DIR/folds/<k>``; gets ``best.pt``, ``last.pt``, ``history.csv``.
+        epochs: maximum number of epochs (a resumed fold counts the epochs already run).
+        patience: early stop after this many epochs without a lower validation loss.
+        lr: Adam's learning rate.
+        loss: ``ce``, ``dice``, ``focal`` or ``ce+dice``.
+        batch_size: images per step per process.
+        workers: loader processes per process.
+        ctx: the distributed context; only rank 0 writes files.
+        num_classes: K.
+        seed: seed of the shuffling and augmentation (offset by rank).
+        progress: tqdm bars (rank 0 only).
+
+    Returns:
+        The fit's outcome.
+
+    Raises:
+        BadInputError: ``epochs`` or ``patience`` below 1.
+    """
+    if epochs < 1 or patience < 1:
+        raise BadInputError(f"--epochs ({epochs}) and --patience ({patience}) must be at least 1")
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    device = ctx.device
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
+    criterion = build_loss(loss)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.1,
+                                                           patience=max(1, patience // 2))
+    enabled, dtype = _amp(device)
+    scaler = torch.amp.GradScaler(device.type, enabled=enabled and dtype == torch.float16)
+    state = {"epoch": 0, "history": [], "best_val_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0,
+             "stopped": False}
+    last = fold_dir / "last.pt"
+    torch.manual_seed(seed * 1009 + ctx.rank)
+    np.random.seed((seed * 1009 + ctx.rank) % 2**32)
+    random.seed(seed * 1009 + ctx.rank)
+    if last.exists():
+        ckpt = torch.load(last, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        scaler.load_state_dict(ckpt["scaler"])
+        state = ckpt["state"]
+        rngs = ckpt.get("rng") or []
+        if len(rngs) == ctx.world_size:
+            _set_rng_state(rngs[ctx.rank])
+
+    net = ctx.wrap(model)
+    train_loader = make_loader(train_set, batch_size=batch_size, train=True, workers=workers, ctx=ctx, seed=seed)
+    val_loader = make_loader(val_set, batch_size=batch_size * 2, train=False, workers=workers, ctx=ctx)
+    show = progress and ctx.is_main
+    fold_name = fold_dir.name
+    while state["epoch"] < epochs and not state["stopped"]:
+        epoch = state["epoch"] + 1
+        if isinstance(train_loader.sampler, DistributedSampler):
+            train_loader.sampler.set_epoch(epoch)
+        start = time.perf_counter()
+        with tqdm(total=len(train_loader), desc=f"fold {fold_name} epoch {epoch}/{epochs}", unit="batch",
+                  disable=not show, leave=False) as bar:
+            train_loss = _train_epoch(net, train_loader, criterion=criterion, optimizer=optimizer,
+                                      scaler=scaler, ctx=ctx, bar=bar)
+        val_loss, cm = evaluate(net, val_loader, criterion=criterion, ctx=ctx, num_classes=num_classes)
+        val_miou = scores_from_confusion(cm.compute())["mean"]["iou"]
+        lr_now = optimizer.param_groups[0]["lr"]
+        scheduler.step(val_loss)
+        row = {"epoch": epoch, "train_loss": round(train_loss, 6), "val_loss": round(val_loss, 6),
+               "val_miou": round(val_miou if val_miou is not None else float("nan"), 6), "lr": lr_now,
+               "seconds": round(time.perf_counter() - start, 3)}
+        state["history"].append(row)
+        state["epoch"] = epoch
+        improved = val_loss < state["best_val_loss"] or state["best_epoch"] == 0
+        if improved:
+            state.update(best_val_loss=val_loss, best_epoch=epoch, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+            state["stopped"] = state["bad_epochs"] >= patience
+        rngs = ctx.gather(_rng_state())
+        if ctx.is_main:
+            if improved:
+                _atomic_save({"state_dict": model.state_dict(), "epoch": epoch, "metric": "val_loss",
+                              "val_loss": val_loss, "val_miou": val_miou}, fold_dir / "best.pt")
+            _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                          "epoch": epoch, "history": state["history"], "state": state, "rng": rngs}, last)
+            _write_history(fold_dir / "history.csv", state["history"])
+            if show:
+                tqdm.write(f"fold {fold_name} epoch {epoch}: train_loss {train_loss:.4f}  val_loss {val_loss:.4f}  "
+                           f"val_mIoU {row['val_miou']:.3f}  lr {lr_now:.1e}  {row['seconds']:.1f}s"
+                           + ("  *" if improved else ""))
+        ctx.barrier()
+    best = torch.load(fold_dir / "best.pt", map_location=device, weights_only=False)
+    model.load_state_dict(best["state_dict"])
+    model.eval()
+    return FitResult(best_epoch=state["best_epoch"], best_val_loss=state["best_val_loss"],
+                     epochs_run=state["epoch"], stopped_early=state["stopped"], history=list(state["history"]))
+
+
+# ---------------------------------------------------------------------------------------------
+# prediction
+
+@dataclass
+class FoldPrediction:
+    """Out-of-fold evaluation of one fold, combined over ranks.
+
+    Attributes:
+        n_images: test images predicted.
+        confusion_raw: (K, K) int64 pixel confusion of the raw argmax.
+        confusion_opened: (K, K) int64 pixel confusion after the opening post-processing.
+        per_sample: ``(key, iou, pixel_acc)`` per test image (opened prediction, crop frame).
+    """
+
+    n_images: int
+    confusion_raw: np.ndarray
+    confusion_opened: np.ndarray
+    per_sample: list[tuple[str, float, float]]
+
+
+def _png(mask: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", mask)
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def _npz(**arrays: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def _write_outputs(sample: ExportSample, opened: np.ndarray, confidence: np.ndarray, run_dir: Path) -> None:
+    """Write one sample's pasted-back prediction PNG and its confidence npz (atomically)."""
+    full = paste_back(opened, crop_box=sample.frame_box, orig_size=sample.orig_size)
+    write_atomic(run_dir / "predictions" / f"{sample.key}.png", _png(full))
+    write_atomic(run_dir / "confidence" / f"{sample.key}.npz", _npz(probs=confidence))
+
+
+@torch.no_grad()
+def predict_fold(model: nn.Module, *, test_set: Dataset, samples: Sequence[ExportSample], run_dir: Path,
+                 ctx: DistContext, batch_size: int, workers: int, num_classes: int,
+                 progress: bool = True) -> FoldPrediction:
+    """Predict this rank's test images, write their files and score both variants.
+
+    Args:
+        model: the trained network (unwrapped), on ``ctx.device``.
+        test_set: this rank's test images, items ``(image, mask, position)``; ``position``
+            indexes ``samples``.
+        samples: every exported sample (cache order).
+        run_dir: gets ``predictions/<key>.png`` and ``confidence/<key>.npz``.
+        ctx: the distributed context; confusion matrices are all-reduced and per-sample rows
+            gathered, so every rank returns the whole fold.
+        batch_size: images per forward pass.
+        workers: loader processes.
+        num_classes: K.
+        progress: tqdm bar (rank 0 only).
+
+    Returns:
+        The fold's evaluation.
+    """
+    model.eval()
+    device = ctx.device
+    enabled, dtype = _amp(device)
+    loader = make_loader(test_set, batch_size=batch_size, train=False, workers=workers, ctx=ctx)
+    cm_raw = ConfusionMatrix(num_classes, device=device)
+    cm_open = ConfusionMatrix(num_classes, device=device)
+    (run_dir / "predictions").mkdir(parents=True, exist_ok=True)
+    (run_dir / "confidence").mkdir(parents=True, exist_ok=True)
+    rows: list[tuple[str, float, float]] = []
+    pending: list[Future] = []
+    with ThreadPoolExecutor(max_workers=4) as writer:
+        for images, masks, positions in tqdm(loader, desc="predict", unit="batch", leave=False,
+                                             disable=not (progress and ctx.is_main)):
+            x, y = _to_device(images, masks, device)
+            with torch.autocast(device.type, dtype=dtype, enabled=enabled):
+                logits = model(x)
+            probs = logits.float().softmax(1)                                   # (N, K, S, S)
+            raw = probs.argmax(1)
+            opened = open_predictions(probs)
+            cm_raw.update(raw, y)
+            cm_open.update(opened, y)
+            iou, acc = per_sample_scores(opened, y, num_classes=num_classes)
+            small = F.avg_pool2d(probs, CONFIDENCE_STRIDE) if probs.shape[-1] >= 2 * CONFIDENCE_STRIDE else probs
+            conf = (small * 255).round_().to(torch.uint8).cpu().numpy()        # (N, K, S/4, S/4)
+            opened_np = opened.to(torch.uint8).cpu().numpy()                   # (N, S, S)
+            for j, pos in enumerate(positions.tolist()):
+                sample = samples[pos]
+                rows.append((sample.key, float(iou[j]), float(acc[j])))
+                pending.append(writer.submit(_write_outputs, sample, opened_np[j], conf[j], run_dir))
+        for fut in pending:
+            fut.result()  # re-raise a failed write
+    cm_raw.all_reduce()
+    cm_open.all_reduce()
+    all_rows = [r for part in ctx.gather(rows) for r in part]
+    return FoldPrediction(n_images=len(all_rows), confusion_raw=cm_raw.compute(),
+                          confusion_opened=cm_open.compute(), per_sample=sorted(all_rows))

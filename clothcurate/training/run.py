@@ -1,0 +1,344 @@
+"""``clothcurate train-eval``: k-fold training and evaluation of one architecture.
+
+For each requested fold k: the export's samples outside fold k are split (stratified, 10 %) into
+training and validation parts, the model is trained (:func:`clothcurate.training.loop.fit_fold`,
+resumable) and fold k is predicted (:func:`clothcurate.training.loop.predict_fold`). The run
+folder follows docs/contracts.md; besides it, each fold keeps ``folds/<k>/scores.json`` (its
+metrics.json entry plus training facts) and ``folds/<k>/per_sample.csv``, so ``metrics.json``
+and ``per_sample.csv`` are rebuilt from every finished fold, including folds run by earlier
+invocations (``--folds 0,1`` today, ``--folds 2,3,4`` tomorrow) or on other machines.
+
+Re-running the same command skips finished folds (``folds/<k>/done``) and resumes an unfinished
+one from ``last.pt``. A run folder refuses options that would change its results (arch,
+encoder, weights, image size, loss, seed, export); epochs, patience, batch size, workers and
+device may change between invocations. Under ``torchrun`` every rank runs this function; only
+rank 0 writes the shared files.
+
+Example::
+
+    result = train_eval(arch="fpn", encoder="tf_efficientnet_lite0", encoder_weights="imagenet",
+                        data_dir="folds/", fold_spec="all", epochs=100, patience=10, image_size=320,
+                        batch_size=8, lr=1e-3, loss="ce", workers=None, device="auto",
+                        run_dir="runs/fpn", dataset=None, seed=0)
+    print(result.summary())
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import platform
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from clothcurate.curation.folds import split_validation
+from clothcurate.errors import BadInputError
+from clothcurate.training.augment import build_transform
+from clothcurate.training.data import ExportFolder, SegmentationDataset, decode_samples, read_export
+from clothcurate.training.distributed import DistContext, setup
+from clothcurate.training.loop import LOSSES, FoldPrediction, fit_fold, predict_fold, write_atomic
+from clothcurate.training.metrics import scores_from_confusion, summarize_folds
+from clothcurate.training.models import build_model, encoder_normalization
+
+__all__ = ["train_eval", "TrainEvalResult", "parse_folds", "VALIDATION_FRACTION"]
+
+VALIDATION_FRACTION = 0.1
+_PINNED = ("arch", "encoder", "encoder_weights", "image_size", "loss", "seed")  # a run folder's identity
+_VERSIONS = ("torch", "torchvision", "segmentation-models-pytorch", "timm", "albumentations", "numpy",
+             "opencv-python-headless", "clothcurate")
+
+
+@dataclass
+class TrainEvalResult:
+    """What :func:`train_eval` did.
+
+    Attributes:
+        run_dir: the run folder.
+        arch: the architecture.
+        folds: metrics.json fold entries of every finished fold, by fold.
+        metrics: the whole metrics.json (``summary`` included).
+        trained: folds trained or resumed by this call.
+        skipped: requested folds already done before this call.
+        writeback: one line on the FiftyOne write-back (done, or how to do it later).
+    """
+
+    run_dir: Path
+    arch: str
+    folds: list[dict[str, Any]]
+    metrics: dict[str, Any]
+    trained: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    writeback: str = ""
+
+    def summary(self) -> str:
+        """Per-fold and mean (± std) P/R/F1/IoU, raw vs opened, in percent, as a text table."""
+        head = f"{'fold':>6} {'images':>6} | {'raw P   R   F1  IoU':^27} | {'opened P  R   F1  IoU':^27}"
+        lines = [f"train-eval {self.arch}: {self.run_dir}", head, "-" * len(head)]
+
+        def cells(means: dict[str, Any], pick=lambda v: v) -> str:
+            return " ".join(f"{_pct(pick(means[s])):>6}" for s in ("precision", "recall", "f1", "iou"))
+
+        for f in self.folds:
+            lines.append(f"{f['fold']:>6} {f['n_images']:>6} | {cells(f['raw']['mean'])} | {cells(f['opened']['mean'])}")
+        summ = self.metrics.get("summary", {})
+        if summ:
+            mean = lambda v: v["mean"]  # noqa: E731
+            std = lambda v: v["std"]  # noqa: E731
+            n = sum(f["n_images"] for f in self.folds)
+            lines.append(f"{'mean':>6} {n:>6} | {cells(summ['raw']['mean'], mean)} | {cells(summ['opened']['mean'], mean)}")
+            lines.append(f"{'std':>6} {'':>6} | {cells(summ['raw']['mean'], std)} | {cells(summ['opened']['mean'], std)}")
+        done = ", ".join(map(str, self.trained)) or "none"
+        lines.append(f"trained now: {done}; already done: {', '.join(map(str, self.skipped)) or 'none'}")
+        lines.append(f"metrics: {self.run_dir / 'metrics.json'}")
+        if self.writeback:
+            lines.append(self.writeback)
+        return "\n".join(lines)
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def parse_folds(spec: str, k: int) -> list[int]:
+    """``all`` -> 0..k-1; ``0,2`` -> [0, 2].
+
+    Raises:
+        BadInputError: not a comma-separated list of folds in 0..k-1.
+    """
+    text = str(spec).strip().lower()
+    if text in ("all", ""):
+        return list(range(k))
+    try:
+        folds = sorted({int(part) for part in text.split(",") if part.strip()})
+    except ValueError:
+        raise BadInputError(f"--folds {spec!r}: expected 'all' or a list like 0,1") from None
+    bad = [f for f in folds if not 0 <= f < k]
+    if bad or not folds:
+        raise BadInputError(f"--folds {spec!r}: the export has folds 0..{k - 1}")
+    return folds
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, (json.dumps(obj, indent=1) + "\n").encode())
+
+
+def _versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": sys.version.split()[0]}
+    for name in _VERSIONS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _machine(ctx: DistContext) -> dict[str, Any]:
+    gpu = torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else None
+    return {"platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "gpu": gpu,
+            "device": str(ctx.device), "world_size": ctx.world_size}
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _start_config(run_dir: Path, options: dict[str, Any], export: ExportFolder, ctx: DistContext) -> dict[str, Any]:
+    """Write (or update) config.json; refuse a run folder made with other results-changing options."""
+    path = run_dir / "config.json"
+    previous: dict[str, Any] = {}
+    if path.exists():
+        try:
+            previous = json.loads(path.read_text())
+        except ValueError as e:
+            raise BadInputError(f"{path}: unreadable ({e}); delete it or use another --out") from e
+        old = previous.get("options", {})
+        for name in _PINNED:
+            if name in old and old[name] != options[name]:
+                raise BadInputError(f"{path}: this run folder was made with {name}={old[name]!r}, not "
+                                    f"{options[name]!r}; use another --out or the same options")
+        if previous.get("export", {}).get("created") != export.meta.get("created"):
+            raise BadInputError(f"{path}: this run folder was made from another export (created "
+                                f"{previous.get('export', {}).get('created')}); use another --out")
+    config = {"options": options, "export": export.meta, "export_dir": str(export.root),
+              "versions": _versions(), "machine": _machine(ctx),
+              "started": previous.get("started", _now()), "resumed": previous.get("resumed", -1) + 1,
+              "finished": None}
+    _write_json(path, config)
+    return config
+
+
+def _fold_entry(k: int, pred: FoldPrediction) -> dict[str, Any]:
+    return {"fold": k, "n_images": pred.n_images, "raw": scores_from_confusion(pred.confusion_raw),
+            "opened": scores_from_confusion(pred.confusion_opened)}
+
+
+def _per_sample_csv(rows: list[tuple[str, int, float, float]]) -> bytes:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(("key", "fold", "iou", "pixel_acc"))
+    writer.writerows((key, fold, f"{iou:.6f}", f"{acc:.6f}") for key, fold, iou, acc in rows)
+    return buf.getvalue().encode()
+
+
+def _collect(run_dir: Path, arch: str, encoder: str, classes: list[str]) -> tuple[dict[str, Any], list[dict]]:
+    """Rebuild metrics.json and per_sample.csv from every finished fold of the run folder."""
+    entries, rows = [], []
+    for done in sorted((run_dir / "folds").glob("*/done"), key=lambda p: int(p.parent.name)):
+        fold_dir = done.parent
+        entries.append(json.loads((fold_dir / "scores.json").read_text())["entry"])
+        with open(fold_dir / "per_sample.csv", newline="") as f:
+            rows += [(r["key"], int(r["fold"]), float(r["iou"]), float(r["pixel_acc"])) for r in csv.DictReader(f)]
+    metrics = {"classes": classes, "arch": arch, "encoder": encoder, "primary": "opened", "folds": entries,
+               "summary": summarize_folds(entries) if entries else {}}
+    _write_json(run_dir / "metrics.json", metrics)
+    write_atomic(run_dir / "per_sample.csv", _per_sample_csv(sorted(rows, key=lambda r: (r[1], r[0]))))
+    return metrics, entries
+
+
+def _write_back(run_dir: Path, *, dataset: str | None, arch: str) -> str:
+    """Write predictions to FiftyOne when asked and possible; else say how to do it later."""
+    later = f"write-back: run `clothcurate import-predictions {run_dir} --dataset NAME` where FiftyOne is reachable"
+    if not dataset:
+        return later
+    try:
+        from clothcurate.training.writeback import write_back
+    except ImportError as e:  # FiftyOne not installed on this (GPU) machine
+        return f"write-back skipped ({e}); {later.split(': ', 1)[1]}"
+    report = write_back(run_dir, dataset=dataset, arch=arch)
+    return getattr(report, "summary", lambda: str(report))()
+
+
+def _default_workers(ctx: DistContext) -> int:
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(16, cpus // ctx.local_world_size))
+
+
+def _run_fold(k: int, *, export: ExportFolder, cache, options: dict[str, Any], run_dir: Path,
+              ctx: DistContext, mean, std, workers: int) -> None:
+    """Train (or resume) and evaluate fold k; rank 0 writes its scores and the done marker."""
+    fold_dir = run_dir / "folds" / str(k)
+    train_pos, test_pos = export.fold_parts(k)
+    fit_idx, val_idx = split_validation(export.presence(train_pos), fraction=VALIDATION_FRACTION,
+                                        seed=options["seed"])
+    size, num_classes = options["image_size"], len(export.classes)
+
+    def dataset(positions, *, train: bool) -> SegmentationDataset:
+        return SegmentationDataset(cache, positions, transform=build_transform(size=size, train=train,
+                                                                               mean=mean, std=std))
+
+    torch.manual_seed(options["seed"] + k)  # same decoder init on every rank (DDP broadcasts rank 0's anyway)
+    weights = None if str(options["encoder_weights"]).lower() == "none" else options["encoder_weights"]
+    model = build_model(options["arch"], encoder=options["encoder"], encoder_weights=weights,
+                        num_classes=num_classes)
+    fit = fit_fold(model, train_set=dataset([train_pos[i] for i in fit_idx], train=True),
+                   val_set=dataset(ctx.shard([train_pos[i] for i in val_idx]), train=False),
+                   fold_dir=fold_dir, epochs=options["epochs"], patience=options["patience"], lr=options["lr"],
+                   loss=options["loss"], batch_size=options["batch_size"], workers=workers, ctx=ctx,
+                   num_classes=num_classes, seed=options["seed"] + 1000 * k)
+    pred = predict_fold(model, test_set=dataset(ctx.shard(test_pos), train=False), samples=export.samples,
+                        run_dir=run_dir, ctx=ctx, batch_size=2 * options["batch_size"], workers=workers,
+                        num_classes=num_classes)
+    if ctx.is_main:
+        entry = _fold_entry(k, pred)
+        facts = {"n_train": len(fit_idx), "n_val": len(val_idx), "n_test": len(test_pos),
+                 "best_epoch": fit.best_epoch, "best_val_loss": fit.best_val_loss, "epochs_run": fit.epochs_run,
+                 "stopped_early": fit.stopped_early}
+        _write_json(fold_dir / "scores.json", {"entry": entry, "fit": facts})
+        write_atomic(fold_dir / "per_sample.csv",
+                     _per_sample_csv([(key, k, iou, acc) for key, iou, acc in pred.per_sample]))
+        write_atomic(fold_dir / "done", (_now() + "\n").encode())
+    ctx.barrier()
+
+
+def train_eval(*, arch: str, encoder: str = "tf_efficientnet_lite0", encoder_weights: str = "imagenet",
+               data_dir: str | Path, fold_spec: str = "all", epochs: int = 100, patience: int = 10,
+               image_size: int = 320, batch_size: int = 8, lr: float = 1e-3, loss: str = "ce",
+               workers: int | None = None, device: str = "auto", run_dir: str | Path,
+               dataset: str | None = None, seed: int = 0) -> TrainEvalResult:
+    """Train and evaluate one architecture by k-fold cross-validation on an export folder.
+
+    Args:
+        arch: ``fpn``, ``unet``, ``linknet`` or ``pspnet``.
+        encoder: timm/smp encoder name (default ``tf_efficientnet_lite0``).
+        encoder_weights: ``imagenet`` (offline) or ``none`` (random init).
+        data_dir: the export folder (docs/contracts.md).
+        fold_spec: ``all`` or a list like ``0,1``.
+        epochs: maximum epochs per fold.
+        patience: early stop after this many epochs without a lower validation loss.
+        image_size: side S of the square model input (the export is resized if it differs).
+        batch_size: images per step per process (evaluation uses twice as many).
+        lr: Adam's learning rate.
+        loss: ``ce``, ``dice``, ``focal`` or ``ce+dice``.
+        workers: loader processes per process (default: the CPUs shared by this node's ranks).
+        device: ``auto`` (CUDA if available), ``cuda`` or ``cpu``.
+        run_dir: the run folder (created; re-running resumes it).
+        dataset: FiftyOne dataset to write the predictions back to, when reachable.
+        seed: seed of the validation split, initialisation, shuffling and augmentation.
+
+    Returns:
+        The run's result (every finished fold, metrics, what was trained now).
+
+    Raises:
+        BadInputError: a missing/incomplete export, bad folds or options, or a run folder made
+            with other options.
+    """
+    if loss not in LOSSES:
+        raise BadInputError(f"--loss {loss!r}: use one of {', '.join(LOSSES)}")
+    if image_size < 32 or image_size % 32:
+        raise BadInputError(f"--image-size {image_size}: must be a multiple of 32 (the encoders downsample 32x)")
+    if batch_size < 1 or lr <= 0:
+        raise BadInputError(f"--batch-size ({batch_size}) must be >= 1 and --lr ({lr}) > 0")
+    export = read_export(data_dir)
+    folds = parse_folds(fold_spec, export.k)
+    run_dir = Path(run_dir).expanduser().resolve()
+    options = {"arch": arch, "encoder": encoder, "encoder_weights": encoder_weights, "data_dir": str(export.root),
+               "fold_spec": fold_spec, "epochs": epochs, "patience": patience, "image_size": image_size,
+               "batch_size": batch_size, "lr": lr, "loss": loss, "workers": workers, "device": device,
+               "dataset": dataset, "seed": seed, "validation_fraction": VALIDATION_FRACTION}
+    ctx = setup(device)
+    try:
+        if ctx.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            config = _start_config(run_dir, options, export, ctx)
+        ctx.barrier()
+        todo = [k for k in folds if not (run_dir / "folds" / str(k) / "done").exists()]
+        skipped = [k for k in folds if k not in todo]
+        if todo:
+            mean, std = encoder_normalization(encoder)
+            cache = decode_samples(export.samples, size=image_size, num_classes=len(export.classes),
+                                   progress=ctx.is_main)
+            n_workers = _default_workers(ctx) if workers is None else workers
+            for k in todo:
+                _run_fold(k, export=export, cache=cache, options=options, run_dir=run_dir, ctx=ctx,
+                          mean=mean, std=std, workers=n_workers)
+        metrics: dict[str, Any] = {}
+        entries: list[dict[str, Any]] = []
+        writeback = ""
+        if ctx.is_main:
+            metrics, entries = _collect(run_dir, arch, encoder, export.classes)
+            _write_json(run_dir / "config.json", {**config, "finished": _now()})
+            writeback = _write_back(run_dir, dataset=dataset, arch=arch)
+        ctx.barrier()
+    finally:
+        ctx.close()
+    return TrainEvalResult(run_dir=run_dir, arch=arch, folds=entries, metrics=metrics, trained=todo,
+                           skipped=skipped, writeback=writeback)

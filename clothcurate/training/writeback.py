@@ -1,0 +1,265 @@
+"""Write a run's out-of-fold predictions back to FiftyOne: ``pred_<arch>``, ``iou_<arch>``,
+``pixel_acc_<arch>`` and the saved views ``best-<arch>`` / ``worst-<arch>``.
+
+Reads ``RUN_DIR/config.json`` (for ``arch``) and ``RUN_DIR/predictions/<key>.png`` (15-class uint8
+in the full photo frame), matches samples by their ``key`` field, scores each prediction against
+the sample's ``ground_truth`` mask with :func:`clothcurate.training.metrics.per_sample_scores`, and
+writes every field with one ``set_values`` call each.
+
+Where the masks live: each prediction PNG is **copied** to the workspace
+(``clothcurate.workspace.mask_dir(dataset, "pred_<arch>")/<key>.png``, written to a temporary name
+then renamed) and ``pred_<arch>.mask_path`` points at the copy. The dataset then survives the run
+folder being moved or deleted, and every mask of the dataset lives under ``$CLOTHCURATE_HOME`` as
+the contracts say. The copy costs one file write of bytes that are read for scoring anyway.
+
+Decoding (OpenCV) and scoring (torch) release the GIL, so a small thread pool overlaps them
+without forking a process that may hold CUDA or OpenMP state (write-back runs at the end of
+train-eval). FiftyOne is imported only inside :func:`write_back`.
+
+Example::
+
+    from clothcurate.training.writeback import write_back
+    print(write_back(Path("runs/fpn"), dataset="clothcurate").summary())
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from clothcurate.errors import BadInputError
+from clothcurate.labelmaps import NUM_CLASSES, mask_targets
+from clothcurate.training.metrics import per_sample_scores
+from clothcurate.workspace import mask_dir
+
+__all__ = ["WriteBackReport", "write_back", "import_predictions"]
+
+_ARCH = re.compile(r"^[a-z0-9_]+$")  # becomes part of field names
+_THREADS = 2
+
+
+@dataclass
+class WriteBackReport:
+    """What a write-back did.
+
+    Attributes:
+        dataset: the FiftyOne dataset name.
+        arch: the architecture (field suffix).
+        run_dir: the run folder read.
+        written: samples that got ``pred_<arch>``, ``iou_<arch>`` and ``pixel_acc_<arch>``.
+        without_prediction: samples of the dataset left with None (no usable prediction).
+        unknown_keys: prediction files whose key is no sample of the dataset (not written).
+        rejected: one line per prediction that could not be scored (size differs from the ground
+            truth, unreadable PNG, class id outside 0..14, sample without ground truth).
+        mean_iou / mean_pixel_acc: means over the written samples (None when none was written).
+        views: the saved views written.
+        seconds: wall time of the write-back.
+    """
+
+    dataset: str
+    arch: str
+    run_dir: str
+    written: int = 0
+    without_prediction: int = 0
+    unknown_keys: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    mean_iou: float | None = None
+    mean_pixel_acc: float | None = None
+    views: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        """A few lines for the terminal: counts, mean IoU / pixel accuracy, views, problems."""
+        pct = (lambda x: "n/a" if x is None else f"{100 * x:.1f}%")
+        lines = [f"dataset {self.dataset!r}, run {self.run_dir}: pred_{self.arch} written for {self.written} "
+                 f"sample(s), {self.without_prediction} without prediction ({self.seconds:.1f} s)",
+                 f"  mean IoU {pct(self.mean_iou)}, mean pixel accuracy {pct(self.mean_pixel_acc)}"]
+        if self.views:
+            lines.append(f"  saved views: {', '.join(self.views)}")
+        if self.unknown_keys:
+            shown = ", ".join(self.unknown_keys[:10]) + (" ..." if len(self.unknown_keys) > 10 else "")
+            lines.append(f"  {len(self.unknown_keys)} prediction(s) for keys not in the dataset, skipped: {shown}")
+        if self.rejected:
+            lines.append(f"  {len(self.rejected)} prediction(s) rejected:")
+            lines += [f"    {r}" for r in self.rejected[:20]]
+            if len(self.rejected) > 20:
+                lines.append(f"    ... and {len(self.rejected) - 20} more")
+        return "\n".join(lines)
+
+
+def _read_run(run_dir: Path, arch: str | None) -> tuple[str, dict[str, Path]]:
+    """The architecture and ``{key: prediction PNG}`` of a run folder.
+
+    Raises:
+        BadInputError: missing folder, ``config.json`` or ``predictions/``, unreadable config,
+            no ``arch``, or an arch that cannot be a field name.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise BadInputError(f"{run_dir}: run folder not found; pass the --out folder of a train-eval run")
+    config_path = run_dir / "config.json"
+    pred_dir = run_dir / "predictions"
+    missing = [p.name for p in (config_path, pred_dir) if not p.exists()]
+    if missing:
+        raise BadInputError(f"{run_dir}: no {' and no '.join(missing)}; pass a finished train-eval run folder")
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, ValueError) as e:
+        raise BadInputError(f"{config_path}: not readable JSON ({e}); re-copy the run folder") from e
+    arch = arch or (config.get("arch") if isinstance(config, dict) else None)
+    if not arch:
+        raise BadInputError(f"{config_path}: no 'arch' entry; pass arch= explicitly")
+    if not _ARCH.match(arch):
+        raise BadInputError(f"{config_path}: arch {arch!r} cannot name a field; use lower-case letters, digits, _")
+    preds = {p.stem: p for p in sorted(pred_dir.glob("*.png"))}
+    if not preds:
+        raise BadInputError(f"{pred_dir}: no <key>.png predictions; did the run finish its folds?")
+    return arch, preds
+
+
+def _score_one(pred_path: Path, gt_path: str | None, out_path: Path) -> tuple[float, float] | str:
+    """Decode one prediction and its ground truth, score it, and copy the PNG to ``out_path``.
+
+    Returns:
+        ``(iou, pixel_acc)``, or a one-line reason why the prediction was rejected.
+    """
+    if not gt_path:
+        return "the sample has no ground_truth mask"
+    data = pred_path.read_bytes()
+    pred = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    gt = cv2.imread(gt_path, cv2.IMREAD_UNCHANGED)
+    if pred is None or pred.ndim != 2 or pred.dtype != np.uint8:
+        return "not a single-channel uint8 PNG"
+    if gt is None:
+        return f"ground truth {gt_path} is unreadable"
+    if pred.shape != gt.shape:
+        return (f"prediction is {pred.shape[1]}x{pred.shape[0]} but the ground truth is {gt.shape[1]}x{gt.shape[0]}"
+                " (predictions must be pasted back into the full photo frame)")
+    top = int(pred.max())
+    if top >= NUM_CLASSES:
+        return f"class id {top} outside 0..{NUM_CLASSES - 1}"
+    iou, acc = per_sample_scores(pred[None], gt[None], num_classes=NUM_CLASSES)
+    tmp = out_path.with_name(f".{out_path.stem}.tmp.png")
+    tmp.write_bytes(data)
+    os.replace(tmp, out_path)
+    return float(iou[0]), float(acc[0])
+
+
+def _nan_to_none(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
+def write_back(run_dir: Path, *, dataset: str, arch: str | None = None, progress: bool = True) -> WriteBackReport:
+    """Write a run's predictions and per-sample scores into the FiftyOne dataset ``dataset``.
+
+    Every sample gets ``pred_<arch>`` (a Segmentation whose ``mask_path`` is the copy under the
+    workspace), ``iou_<arch>`` (mean IoU over the classes present in ground truth or prediction)
+    and ``pixel_acc_<arch>``; samples without a usable prediction get None (a re-run with another
+    run replaces the previous values). The saved views ``best-<arch>`` (IoU descending) and
+    ``worst-<arch>`` (ascending) hold the samples that have a prediction. Re-running is idempotent.
+
+    Args:
+        run_dir: train-eval run folder with ``config.json`` and ``predictions/<key>.png``
+            ((H, W) uint8 class ids, the photo's size).
+        dataset: FiftyOne dataset name.
+        arch: field suffix; default ``config.json``'s ``arch``.
+        progress: show a progress bar.
+
+    Returns:
+        The report; unknown keys and rejected predictions are listed there, not raised.
+
+    Raises:
+        BadInputError: the run folder lacks ``config.json`` or ``predictions/``, or the dataset
+            does not exist.
+    """
+    from clothcurate.curation.db import load_dataset
+
+    t0 = time.perf_counter()
+    arch, preds = _read_run(run_dir, arch)
+    ds = load_dataset(dataset)
+    pred_field, iou_field, acc_field = f"pred_{arch}", f"iou_{arch}", f"pixel_acc_{arch}"
+    report = WriteBackReport(dataset=dataset, arch=arch, run_dir=str(run_dir))
+
+    keys, gt_paths = ds.values(["key", "ground_truth.mask_path"])
+    gt_of = dict(zip(keys, gt_paths))
+    report.unknown_keys = [k for k in preds if k not in gt_of]
+    todo = [k for k in preds if k in gt_of]
+    out_dir = mask_dir(dataset, pred_field)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    scores: dict[str, tuple[float, float]] = {}
+    with ThreadPoolExecutor(_THREADS) as pool:
+        results = pool.map(lambda k: _score_one(preds[k], gt_of[k], out_dir / f"{k}.png"), todo)
+        for key, res in tqdm(zip(todo, results), total=len(todo), desc=f"write-back {pred_field}",
+                             unit="img", disable=not progress):
+            if isinstance(res, str):
+                report.rejected.append(f"{key} ({preds[key]}): {res}")
+            else:
+                scores[key] = res
+    fo = __import__("fiftyone")
+    seg, ious, accs = [], [], []
+    for k in keys:
+        s = scores.get(k)
+        seg.append(fo.Segmentation(mask_path=str((out_dir / f"{k}.png").resolve())) if s else None)
+        ious.append(_nan_to_none(s[0]) if s else None)
+        accs.append(_nan_to_none(s[1]) if s else None)
+    ds.set_values(pred_field, seg)
+    ds.set_values(iou_field, ious)
+    ds.set_values(acc_field, accs)
+    for stale in out_dir.glob("*.png"):  # copies of an earlier write-back for samples without a prediction now
+        if stale.stem not in scores:
+            stale.unlink(missing_ok=True)
+    if not ds.default_mask_targets and pred_field not in ds.mask_targets:
+        ds.mask_targets = {**ds.mask_targets, pred_field: mask_targets()}
+        ds.save()
+
+    scored = ds.exists(iou_field)
+    report.views = (f"best-{arch}", f"worst-{arch}")
+    ds.save_view(report.views[0], scored.sort_by(iou_field, reverse=True), overwrite=True)
+    ds.save_view(report.views[1], scored.sort_by(iou_field), overwrite=True)
+
+    report.written = len(scores)
+    report.without_prediction = len(keys) - len(scores)
+    if scores:
+        report.mean_iou = float(np.nanmean([s[0] for s in scores.values()]))
+        report.mean_pixel_acc = float(np.nanmean([s[1] for s in scores.values()]))
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def import_predictions(run_dir: Path, *, dataset: str) -> WriteBackReport:
+    """:func:`write_back` for a run trained on another machine (``clothcurate import-predictions``).
+
+    Checks first that the run belongs to this dataset: at least one prediction key must be a
+    sample key of ``dataset`` (keys that are not are listed in the report).
+
+    Args:
+        run_dir: train-eval run folder (``config.json``, ``predictions/<key>.png``).
+        dataset: FiftyOne dataset name.
+
+    Returns:
+        The write-back report.
+
+    Raises:
+        BadInputError: bad run folder, missing dataset, or no prediction key in the dataset.
+    """
+    from clothcurate.curation.db import load_dataset
+
+    _, preds = _read_run(run_dir, None)
+    known = set(load_dataset(dataset).values("key"))
+    if not known.intersection(preds):
+        example = next(iter(preds))
+        raise BadInputError(f"{Path(run_dir) / 'predictions'}: none of the {len(preds)} prediction keys "
+                            f"(e.g. {example!r}) is a sample of dataset {dataset!r}; pass the --dataset the run "
+                            "was exported from")
+    return write_back(run_dir, dataset=dataset)

@@ -1,0 +1,346 @@
+"""clothcurate report: tables, figures and HTML from run folders built from real CCP samples.
+
+The fixture writes, without training, exactly what export-folds and train-eval write: an export
+folder of 20 real CCP person crops, and two run folders whose "predictions" are the ground truth
+with perturbations, scored with ``clothcurate.training.metrics``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import scipy.io
+import torch
+from click.testing import CliRunner
+
+from clothcurate.cli import main
+from clothcurate.curation.crop import crop_box, crop_resize, paste_back
+from clothcurate.labelmaps import NUM_CLASSES, TARGET_CLASSES, load_labelmap
+from clothcurate.reports import build_report
+from clothcurate.training.metrics import ConfusionMatrix, per_sample_scores, scores_from_confusion, summarize_folds
+
+N_SAMPLES, K_FOLDS, SIZE = 20, 2, 128
+IDS = [f"{i:04d}" for i in range(1, 3 * N_SAMPLES, 3)][:N_SAMPLES]   # spread over the release
+
+# The paper's figures, typed from PAPER.md (independent of clothcurate/reports/paper.yaml).
+PAPER_FPN = {"precision": 76.6, "recall": 80.4, "f1": 77.9, "iou": 65.7}
+PAPER_ROMPER = {"precision": 53.4, "recall": 30.9, "f1": 39.2}
+
+
+# ----------------------------------------------------------------------------- fixture builders
+def _make_export(ccp_dir: Path, out: Path) -> dict:
+    """An export-folds folder (docs/contracts.md) of person crops; returns {key: (photo, gt, box, size)}."""
+    lm = load_labelmap("ccp")
+    (out / "images").mkdir(parents=True)
+    (out / "masks").mkdir()
+    samples, full = [], {}
+    for i, sid in enumerate(IDS):
+        raw = scipy.io.loadmat(ccp_dir / "annotations" / "pixel-level" / f"{sid}.mat")["groundtruth"]
+        gt = lm.remap(raw, source_id=sid)
+        photo = cv2.imread(str(ccp_dir / "photos" / f"{sid}.jpg"))
+        h, w = gt.shape
+        ys, xs = np.nonzero(gt)
+        box = crop_box([xs.min() / w, ys.min() / h, (xs.max() + 1 - xs.min()) / w, (ys.max() + 1 - ys.min()) / h],
+                       width=w, height=h)
+        img_c, gt_c = crop_resize(photo, gt, box=box, size=SIZE)
+        key = f"ccp_{sid}"
+        cv2.imwrite(str(out / "images" / f"{key}.jpg"), img_c)
+        cv2.imwrite(str(out / "masks" / f"{key}.png"), gt_c)
+        samples.append({"key": key, "id": f"id{i}", "source": "ccp", "source_id": sid, "fold": i % K_FOLDS,
+                        "image": f"images/{key}.jpg", "mask": f"masks/{key}.png", "orig_size": [w, h],
+                        "crop_box": list(box), "classes": [TARGET_CLASSES[c] for c in np.unique(gt_c)]})
+        full[key] = (gt, gt_c, box, (w, h), i % K_FOLDS)
+    export = {"version": 1, "dataset": "ccp-test", "folds": K_FOLDS, "seed": 0, "crop": "person", "size": SIZE,
+              "format": "png", "created": "2024-01-01T00:00:00+00:00", "left_out": {"reject": 2, "bg_only": 1}}
+    (out / "export.json").write_text(json.dumps(export))
+    (out / "classes.json").write_text(json.dumps({"classes": list(TARGET_CLASSES),
+                                                  "mask_targets": {str(i): c for i, c in enumerate(TARGET_CLASSES)}}))
+    (out / "folds.json").write_text(json.dumps({"k": K_FOLDS, "seed": 0, "samples": samples}))
+    return {"export": export, "samples": full}
+
+
+def _perturb(gt: np.ndarray, rng: np.random.Generator, *, shift: int, boxes: int, swap: bool) -> np.ndarray:
+    """GT with the errors a model makes: shifted borders, wrong blobs, a confused class."""
+    pred = np.roll(gt, (shift, -shift), axis=(0, 1))
+    h, w = gt.shape
+    for _ in range(boxes):
+        bh, bw = int(rng.integers(h // 10, h // 4)), int(rng.integers(w // 10, w // 4))
+        y, x = int(rng.integers(0, h - bh)), int(rng.integers(0, w - bw))
+        pred[y:y + bh, x:x + bw] = rng.integers(0, NUM_CLASSES)
+    if swap:
+        pred[pred == TARGET_CLASSES.index("shirt")] = TARGET_CLASSES.index("coat")
+    return pred
+
+
+def _make_run(export_dir: Path, built: dict, out: Path, *, arch: str, shift: int, boxes: int, seed: int) -> None:
+    """A train-eval run folder with metrics computed by clothcurate.training.metrics."""
+    rng = np.random.default_rng(seed)
+    (out / "predictions").mkdir(parents=True)
+    cms = {f: {"raw": ConfusionMatrix(NUM_CLASSES), "opened": ConfusionMatrix(NUM_CLASSES)} for f in range(K_FOLDS)}
+    counts = {f: 0 for f in range(K_FOLDS)}
+    rows = []
+    for key, (gt, gt_c, box, orig, fold) in built["samples"].items():
+        pred_full = _perturb(gt, rng, shift=shift, boxes=boxes, swap=bool(rng.random() < 0.5))
+        raw_c = crop_resize(pred_full, pred_full, box=box, size=SIZE)[1]
+        opened_c = cv2.medianBlur(raw_c, 5)
+        cv2.imwrite(str(out / "predictions" / f"{key}.png"), paste_back(opened_c, crop_box=box, orig_size=orig))
+        t = torch.from_numpy(gt_c)[None]
+        cms[fold]["raw"].update(torch.from_numpy(raw_c)[None], t)
+        cms[fold]["opened"].update(torch.from_numpy(opened_c)[None], t)
+        counts[fold] += 1
+        iou, acc = per_sample_scores(opened_c[None], gt_c[None], num_classes=NUM_CLASSES)
+        rows.append({"key": key, "fold": fold, "iou": float(iou[0]), "pixel_acc": float(acc[0])})
+    folds = [{"fold": f, "n_images": counts[f], **{v: scores_from_confusion(cm.compute()) for v, cm in cms[f].items()}}
+             for f in range(K_FOLDS)]
+    metrics = {"classes": list(TARGET_CLASSES), "arch": arch, "encoder": "tf_efficientnet_lite0", "primary": "opened",
+               "folds": folds, "summary": summarize_folds(folds)}
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    config = {"arch": arch, "encoder": "tf_efficientnet_lite0", "epochs": 100, "image_size": SIZE, "lr": 0.001,
+              "data_dir": str(export_dir), "export": built["export"], "seed": seed,
+              "machine": {"cpu": "Test CPU @ 2 cores", "gpu": "NVIDIA H100 80GB HBM3"},
+              "versions": {"torch": torch.__version__}, "start": "2024-01-01T10:00:00+00:00",
+              "end": "2024-01-01T11:02:03+00:00"}
+    (out / "config.json").write_text(json.dumps(config))
+    with (out / "per_sample.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["key", "fold", "iou", "pixel_acc"])
+        writer.writeheader()
+        writer.writerows(rows)
+    for f in range(K_FOLDS):
+        (out / "folds" / str(f)).mkdir(parents=True)
+        (out / "folds" / str(f) / "done").write_text("")
+
+
+@pytest.fixture(scope="module")
+def runs(ccp_dir, tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("report")
+    built = _make_export(ccp_dir, root / "export")
+    _make_run(root / "export", built, root / "runs" / "fpn", arch="fpn", shift=2, boxes=1, seed=1)
+    _make_run(root / "export", built, root / "runs" / "unet", arch="unet", shift=6, boxes=3, seed=2)
+    return {"root": root, "export": root / "export", "built": built,
+            "runs": [root / "runs" / "fpn", root / "runs" / "unet"]}
+
+
+@pytest.fixture(scope="module")
+def report(runs) -> dict:
+    out = runs["root"] / "report"
+    result = build_report(runs["runs"], out)
+    return {"out": out, "result": result}
+
+
+# ----------------------------------------------------------------------------- HTML read-back
+class _Cells(HTMLParser):
+    """Collects the text of every <td> that carries data-* attributes, keyed by those attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells: dict[tuple, str] = {}
+        self.images: list[str] = []
+        self._key, self._text = None, []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "img":
+            self.images.append(a.get("src", ""))
+        if tag == "td" and any(k.startswith("data-") for k in a):
+            self._key = tuple(sorted((k[5:], v) for k, v in a.items() if k.startswith("data-")))
+            self._text = []
+
+    def handle_data(self, data):
+        if self._key is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._key is not None:
+            self.cells[self._key] = "".join(self._text).strip()
+            self._key = None
+
+
+def _cell(cells: dict, **attrs) -> str:
+    return cells[tuple(sorted(attrs.items()))]
+
+
+def _mean_std(text: str) -> tuple[float | None, float | None]:
+    """'78.1 ± 2.3' -> (78.1, 2.3); '—' -> (None, None)."""
+    if text == "—":
+        return None, None
+    parts = [p.strip() for p in text.split("±")]
+    return float(parts[0]), (float(parts[1]) if len(parts) > 1 else None)
+
+
+def _close(shown: float | None, value: float | None, *, digits: int = 1) -> bool:
+    """A value shown in percent with ``digits`` decimals equals the fraction ``value``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return shown is None
+    return shown is not None and abs(shown - 100 * value) <= 0.5 * 10 ** -digits + 1e-9
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _f(text: str) -> float | None:
+    return None if text == "" else float(text)
+
+
+# ----------------------------------------------------------------------------- tests
+def test_csv_numbers_equal_metrics_json(runs, report):
+    out = report["out"]
+    t2 = _read_csv(out / "table2.csv")
+    t3 = _read_csv(out / "table3.csv")
+    for run_dir in runs["runs"]:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        for variant, summary in metrics["summary"].items():
+            (row,) = [r for r in t2 if r["run"] == run_dir.name and r["variant"] == variant]
+            assert row["arch"] == metrics["arch"] and int(row["folds"]) == K_FOLDS
+            for m in ("precision", "recall", "f1", "iou", "pixel_accuracy"):
+                assert _f(row[f"{m}_mean"]) == summary["mean"][m]["mean"]
+                assert _f(row[f"{m}_std"]) == summary["mean"][m]["std"]
+            # the mean over folds is the mean of the per-fold means (recomputed here)
+            per_fold = [f[variant]["mean"]["f1"] for f in metrics["folds"]]
+            assert _f(row["f1_mean"]) == pytest.approx(np.mean(per_fold))
+            if metrics["arch"] == "fpn":
+                assert _f(row["paper_f1"]) == pytest.approx(PAPER_FPN["f1"] / 100)
+                assert _f(row["diff_iou"]) == pytest.approx(summary["mean"]["iou"]["mean"] - PAPER_FPN["iou"] / 100)
+            rows = [r for r in t3 if r["run"] == run_dir.name and r["variant"] == variant]
+            assert [r["class"] for r in rows] == list(TARGET_CLASSES)
+            for c, r in enumerate(rows):
+                for m in ("precision", "recall", "f1", "iou"):
+                    assert _f(r[f"{m}_mean"]) == summary["per_class"][m]["mean"][c]
+                    assert _f(r[f"{m}_std"]) == summary["per_class"][m]["std"][c]
+    romper = next(r for r in t3 if r["class"] == "romper")
+    assert _f(romper["paper_recall"]) == pytest.approx(PAPER_ROMPER["recall"] / 100)
+    paper_rows = {r["arch"]: r for r in t2 if r["source"] == "paper"}
+    assert set(paper_rows) == {"linknet", "pspnet", "unet", "fpn"}
+    assert _f(paper_rows["pspnet"]["recall_mean"]) == pytest.approx(0.697)
+
+
+def test_html_numbers_equal_metrics_json(runs, report):
+    parser = _Cells()
+    parser.feed((report["out"] / "report.html").read_text())
+    cells = parser.cells
+    for run_dir in runs["runs"]:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        label = run_dir.name
+        for variant, summary in metrics["summary"].items():
+            for m in ("precision", "recall", "f1", "iou", "pixel_accuracy"):
+                mean, std = _mean_std(_cell(cells, run=label, variant=variant, metric=m))
+                assert _close(mean, summary["mean"][m]["mean"]), (label, variant, m)
+                assert _close(std, summary["mean"][m]["std"]), (label, variant, m)
+        primary = metrics["summary"][metrics["primary"]]
+        for c, name in enumerate(TARGET_CLASSES):
+            for m in ("precision", "recall", "f1", "iou"):
+                mean, std = _mean_std(_cell(cells, run=label, **{"class": name}, metric=m))
+                assert _close(mean, primary["per_class"][m]["mean"][c]), (label, name, m)
+                assert _close(std, primary["per_class"][m]["std"][c]), (label, name, m)
+    fpn = json.loads((runs["runs"][0] / "metrics.json").read_text())["summary"]["opened"]["mean"]
+    diff = float(_cell(cells, run="fpn", variant="opened", metric="f1", kind="diff"))
+    assert diff == pytest.approx(round(100 * fpn["f1"]["mean"] - PAPER_FPN["f1"], 1), abs=0.051)
+    for m, v in PAPER_FPN.items():
+        assert float(_cell(cells, run="paper", arch="fpn", metric=m)) == v
+    for m, v in PAPER_ROMPER.items():
+        assert float(_cell(cells, run="paper", **{"class": "romper"}, metric=m)) == v
+
+
+def test_class_frequency_matches_export_masks(runs, report):
+    """Images and pixel share per class, counted here from the ground truth crops."""
+    (table,) = list(report["out"].glob("fold_stats_*.csv"))
+    rows = {r["class"]: r for r in _read_csv(table)}
+    gts = [v[1] for v in runs["built"]["samples"].values()]
+    folds = [v[4] for v in runs["built"]["samples"].values()]
+    total = sum(g.size for g in gts)
+    for c, name in enumerate(TARGET_CLASSES):
+        assert int(rows[name]["images"]) == sum(bool((g == c).any()) for g in gts)
+        assert float(rows[name]["pixel_share"]) == pytest.approx(sum(int((g == c).sum()) for g in gts) / total)
+        for f in range(K_FOLDS):
+            assert int(rows[name][f"images_fold{f}"]) == sum(bool((g == c).any()) for g, k in zip(gts, folds) if k == f)
+    html = (report["out"] / "report.html").read_text()
+    assert "2 tagged <code>reject</code>" in html and "1 tagged <code>bg_only</code>" in html
+    assert "NVIDIA H100 80GB HBM3" in html and "1 h 02 min 03 s" in html
+
+
+def test_every_figure_exists_and_is_not_blank(runs, report):
+    out = report["out"]
+    pngs = sorted(out.glob("*.png"))
+    names = {p.name for p in pngs}
+    assert {"fig6_class_iou.png", "fig7_confusion_fpn.png", "fig7_confusion_unet.png", "fig9_samples_fpn.png",
+            "fig9_samples_unet.png", "fig4_class_frequency_export.png"} <= names
+    for p in pngs:
+        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        assert img is not None, p
+        h, w = img.shape[:2]
+        assert 300 <= w <= 4000 and 250 <= h <= 6000, (p.name, w, h)
+        assert img.std() > 10, p.name                                     # not one colour
+        assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50, p.name    # real content
+        assert (img < 250).any(axis=2).mean() > 0.02, p.name              # not almost all white
+    parser = _Cells()
+    parser.feed((out / "report.html").read_text())
+    assert len(parser.images) == len(pngs)
+    assert all(src.startswith("data:image/png;base64,") for src in parser.images)   # opens offline
+    md = (out / "report.md").read_text()
+    assert all(f"]({n})" in md for n in names)
+    assert {p.name for p in report["result"].files} >= names | {"report.html", "report.md"}
+
+
+def test_rerun_is_idempotent_and_leaves_no_temp_files(runs, report):
+    before = sorted(p.name for p in report["out"].iterdir())
+    build_report(runs["runs"], report["out"])
+    after = sorted(p.name for p in report["out"].iterdir())
+    assert before == after
+    assert not [n for n in after if n.startswith(".")]
+
+
+def test_cli_report(runs, tmp_path):
+    res = CliRunner().invoke(main, ["report", "--runs", str(runs["runs"][0]), "--out", str(tmp_path / "r")])
+    assert res.exit_code == 0, res.output
+    assert "report.html" in res.output and (tmp_path / "r" / "report.html").stat().st_size > 10_000
+
+
+def _broken_copy(runs, tmp_path, name: str) -> Path:
+    dst = tmp_path / name
+    shutil.copytree(runs["runs"][0], dst)
+    return dst
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("no_folder", "no such run folder"),
+    ("no_metrics", "metrics.json: missing"),
+    ("truncated_metrics", "metrics.json: not valid JSON"),
+    ("metrics_without_folds", "no folds"),
+    ("no_per_sample", "per_sample.csv: missing"),
+    ("missing_prediction", "1 of 20 predictions missing (ccp_0004)"),
+    ("no_predictions", "predictions: missing"),
+])
+def test_missing_or_half_written_run_is_a_clear_error(runs, tmp_path, damage, expected):
+    run = _broken_copy(runs, tmp_path, "run")
+    if damage == "no_folder":
+        run = tmp_path / "nowhere"
+    elif damage == "no_metrics":
+        (run / "metrics.json").unlink()
+    elif damage == "truncated_metrics":
+        text = (run / "metrics.json").read_text()
+        (run / "metrics.json").write_text(text[: len(text) // 2])
+    elif damage == "metrics_without_folds":
+        m = json.loads((run / "metrics.json").read_text())
+        del m["folds"]
+        (run / "metrics.json").write_text(json.dumps(m))
+    elif damage == "no_per_sample":
+        (run / "per_sample.csv").unlink()
+    elif damage == "missing_prediction":
+        (run / "predictions" / "ccp_0004.png").unlink()
+    elif damage == "no_predictions":
+        shutil.rmtree(run / "predictions")
+    res = CliRunner().invoke(main, ["report", "--runs", str(runs["runs"][1]), "--runs", str(run),
+                                    "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2, res.output
+    assert expected in res.output and str(run) in res.output
+    assert len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "r" / "report.html").exists()
