@@ -170,8 +170,9 @@ def train_eval(**options):
     """Train and evaluate one architecture by k-fold cross-validation (resumable; torchrun for DDP)."""
     from clothcurate.training.run import train_eval as run_train_eval
 
-    result = run_train_eval(**options)
-    click.echo(result.summary())
+    text = run_train_eval(**options).summary()
+    if text:  # empty on torchrun ranks other than 0
+        click.echo(text)
 
 
 @main.command("import-predictions")

@@ -180,7 +180,8 @@ def _ddp_rank(rank: int, init_file: str, out_dir: str) -> None:
 
 
 def test_all_reduce_sums_over_two_gloo_ranks(tmp_path):
-    torch.multiprocessing.spawn(_ddp_rank, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    torch.multiprocessing.start_processes(_ddp_rank, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2,
+                                         start_method="fork")  # fork: no re-import in the children
     for rank in (0, 1):
         np.testing.assert_array_equal(np.load(tmp_path / f"cm{rank}.npy"), HAND_CM)
 

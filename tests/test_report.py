@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import shutil
+import stat
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -103,11 +105,13 @@ def _make_run(export_dir: Path, built: dict, out: Path, *, arch: str, shift: int
     metrics = {"classes": list(TARGET_CLASSES), "arch": arch, "encoder": "tf_efficientnet_lite0", "primary": "opened",
                "folds": folds, "summary": summarize_folds(folds)}
     (out / "metrics.json").write_text(json.dumps(metrics))
-    config = {"arch": arch, "encoder": "tf_efficientnet_lite0", "epochs": 100, "image_size": SIZE, "lr": 0.001,
-              "data_dir": str(export_dir), "export": built["export"], "seed": seed,
-              "machine": {"cpu": "Test CPU @ 2 cores", "gpu": "NVIDIA H100 80GB HBM3"},
-              "versions": {"torch": torch.__version__}, "start": "2024-01-01T10:00:00+00:00",
-              "end": "2024-01-01T11:02:03+00:00"}
+    options = {"arch": arch, "encoder": "tf_efficientnet_lite0", "encoder_weights": "imagenet",
+               "data_dir": str(export_dir), "epochs": 100, "image_size": SIZE, "lr": 0.001, "seed": seed}
+    config = {"options": options, "export": built["export"], "export_dir": str(export_dir),
+              "versions": {"python": "3.11", "torch": torch.__version__},
+              "machine": {"cpu": "Test CPU @ 2 cores", "cpu_count": 2, "gpu": "NVIDIA H100 80GB HBM3",
+                          "device": "cuda:0", "world_size": 1},
+              "started": "2024-01-01T10:00:00+00:00", "resumed": 0, "finished": "2024-01-01T11:02:03+00:00"}
     (out / "config.json").write_text(json.dumps(config))
     with (out / "per_sample.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["key", "fold", "iou", "pixel_acc"])
@@ -124,7 +128,7 @@ def runs(ccp_dir, tmp_path_factory) -> dict:
     built = _make_export(ccp_dir, root / "export")
     _make_run(root / "export", built, root / "runs" / "fpn", arch="fpn", shift=2, boxes=1, seed=1)
     _make_run(root / "export", built, root / "runs" / "unet", arch="unet", shift=6, boxes=3, seed=2)
-    return {"root": root, "export": root / "export", "built": built,
+    return {"root": root, "export": root / "export", "built": built, "ccp_dir": ccp_dir,
             "runs": [root / "runs" / "fpn", root / "runs" / "unet"]}
 
 
@@ -263,7 +267,7 @@ def test_class_frequency_matches_export_masks(runs, report):
         for f in range(K_FOLDS):
             assert int(rows[name][f"images_fold{f}"]) == sum(bool((g == c).any()) for g, k in zip(gts, folds) if k == f)
     html = (report["out"] / "report.html").read_text()
-    assert "2 tagged <code>reject</code>" in html and "1 tagged <code>bg_only</code>" in html
+    assert "2 tagged reject, 1 tagged bg_only" in html
     assert "NVIDIA H100 80GB HBM3" in html and "1 h 02 min 03 s" in html
 
 
@@ -279,7 +283,8 @@ def test_every_figure_exists_and_is_not_blank(runs, report):
         h, w = img.shape[:2]
         assert 300 <= w <= 4000 and 250 <= h <= 6000, (p.name, w, h)
         assert img.std() > 10, p.name                                     # not one colour
-        assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50, p.name    # real content
+        packed = img.reshape(-1, 3).astype(np.int32) @ np.array([1 << 16, 1 << 8, 1], dtype=np.int32)
+        assert len(np.unique(packed)) > 50, p.name                          # real content
         assert (img < 250).any(axis=2).mean() > 0.02, p.name              # not almost all white
     parser = _Cells()
     parser.feed((out / "report.html").read_text())
@@ -290,18 +295,59 @@ def test_every_figure_exists_and_is_not_blank(runs, report):
     assert {p.name for p in report["result"].files} >= names | {"report.html", "report.md"}
 
 
-def test_rerun_is_idempotent_and_leaves_no_temp_files(runs, report):
+def test_cli_rerun_is_idempotent_and_leaves_no_temp_files(runs, report):
     before = sorted(p.name for p in report["out"].iterdir())
-    build_report(runs["runs"], report["out"])
+    args = ["report", *(a for r in runs["runs"] for a in ("--runs", str(r))), "--out", str(report["out"])]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert "report.html" in res.output and "fig6_class_iou.png" in res.output
     after = sorted(p.name for p in report["out"].iterdir())
     assert before == after
     assert not [n for n in after if n.startswith(".")]
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((report["out"] / "report.html").stat().st_mode) == 0o666 & ~umask   # not mkstemp's 0600
 
 
-def test_cli_report(runs, tmp_path):
-    res = CliRunner().invoke(main, ["report", "--runs", str(runs["runs"][0]), "--out", str(tmp_path / "r")])
-    assert res.exit_code == 0, res.output
-    assert "report.html" in res.output and (tmp_path / "r" / "report.html").stat().st_size > 10_000
+def test_photos_and_curation_summary_from_fiftyone_dataset(runs, tmp_path):
+    """--dataset: Fig. 9 in the full photo frame from the dataset, and its tags in the summary."""
+    import fiftyone as fo
+
+    samples = []
+    for i, (key, (gt, *_)) in enumerate(runs["built"]["samples"].items()):
+        mask = tmp_path / f"{key}.png"
+        cv2.imwrite(str(mask), gt)
+        photo = str(runs["ccp_dir"] / "photos" / f"{key[4:]}.jpg")
+        samples.append(fo.Sample(filepath=photo, key=key, source="ccp", tags=["reject"] if i < 3 else [],
+                                 ground_truth=fo.Segmentation(mask_path=str(mask))))
+    ds = fo.Dataset("report-test-dataset")
+    ds.add_samples(samples)
+    try:
+        result = build_report(runs["runs"][:1], tmp_path / "r", dataset=ds.name)
+    finally:
+        ds.delete()
+    grid = cv2.imread(str(tmp_path / "r" / "fig9_samples_fpn.png"))
+    assert grid is not None and grid.std() > 10
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "FiftyOne dataset <code>report-test-dataset</code>: 20 samples" in html
+    assert "reject 3" in html
+    assert any(p.name == "fig9_samples_fpn.png" for p in result.files)
+
+
+def test_run_whose_export_is_gone_still_reports_from_config(runs, tmp_path):
+    """A run trained elsewhere: tables and Figs. 6/7 still come; photos and Fig. 4 are named as missing."""
+    run = tmp_path / "gpu-run"
+    shutil.copytree(runs["runs"][0], run)
+    config = json.loads((run / "config.json").read_text())
+    config["export_dir"] = config["options"]["data_dir"] = "/nonexistent/export"
+    (run / "config.json").write_text(json.dumps(config))
+    result = build_report([run], tmp_path / "r")
+    names = {p.name for p in result.files}
+    assert {"report.html", "table2.csv", "fig6_class_iou.png", "fig7_confusion_gpu-run.png"} <= names
+    assert not any(n.startswith(("fig9", "fig4")) for n in names)
+    assert any("/nonexistent/export" in n and "not found" in n for n in result.notes)
+    html = (tmp_path / "r" / "report.html").read_text()
+    assert "export folder not found here" in html and "2 tagged reject, 1 tagged bg_only" in html
 
 
 def _broken_copy(runs, tmp_path, name: str) -> Path:

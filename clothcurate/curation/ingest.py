@@ -225,7 +225,7 @@ def ingest(*, ccp: str | Path | None = None, cfpd: str | Path | None = None, dat
         source = get_source(name, root)
         vocab = source.vocabularies()
         labelmap = _pick_labelmap(name, list(labelmaps))
-        labelmap.check_vocabulary(vocab[""], where=str(source.root))
+        labelmap.check_vocabulary(vocab[""], where=str(source.vocabulary_file()))
         plan.append((source, labelmap, vocab))
     if not plan:
         raise BadInputError("nothing to ingest: pass ccp=DIR and/or cfpd=DIR")

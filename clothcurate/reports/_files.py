@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,8 +18,8 @@ def atomic_path(path: Path) -> Iterator[Path]:
     Yields:
         The temporary path to write (same suffix, so writers that look at it still work).
     """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
+    # A plain new file (not mkstemp, whose 0600 mode would survive the rename): the user's umask applies.
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
         yield Path(tmp)
         os.replace(tmp, path)

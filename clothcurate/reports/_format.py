@@ -28,3 +28,8 @@ def duration(seconds: float | None) -> str:
     h, rem = divmod(s, 3600)
     m, s = divmod(rem, 60)
     return f"{h} h {m:02d} min {s:02d} s" if h else f"{m} min {s:02d} s"
+
+
+def left_out(counts: dict[str, int]) -> str:
+    """Samples left out of an export and why: ``2 tagged reject, 1 tagged bg_only``."""
+    return ", ".join(f"{n} tagged {tag}" for tag, n in counts.items()) or "none recorded"

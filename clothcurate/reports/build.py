@@ -157,7 +157,7 @@ def _exports(runs: list[Run], out: Path) -> list[ExportSection]:
         slug = _slug(label)
         table = write_csv(rows, columns, out / f"fold_stats_{slug}.csv")
         fig = out / f"fig4_class_frequency_{slug}.png"
-        figures.class_frequency(stats, fig, title=f"Class frequency in export {label} "
+        figures.class_frequency(stats, fig, title=f"Class frequency in export '{label}' "
                                                   f"({stats.n_samples} images, cf. paper Fig. 4)")
         sections.append(ExportSection(label, stats, rows, columns, table, fig, [r.label for r in its_runs]))
     return sections
@@ -182,6 +182,7 @@ def build_report(runs: list[Path], out: Path, *, dataset: str | None = None, sam
     if not runs:
         raise BadInputError("no run folder given; pass --runs RUN_DIR (repeatable)")
     loaded = [load_run(Path(p), label=label) for p, label in zip(runs, _unique_labels([Path(p) for p in runs]))]
+    dataset_summary = _dataset_summary(dataset) if dataset else None   # a wrong name fails before any write
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paper = load_paper()
@@ -202,12 +203,12 @@ def build_report(runs: list[Path], out: Path, *, dataset: str | None = None, sam
         if views:
             grids[run.label] = out / f"fig9_samples_{slug}.png"
             figures.sample_grid(views[:len(best)], views[len(best):], grids[run.label],
-                                title=f"{run.label} ({run.arch}): out-of-fold predictions, "
+                                title=f"{run.title}: out-of-fold predictions, "
                                       "highest and lowest IoU (cf. paper Fig. 9)")
     data = ReportData(out=out, created=datetime.now(timezone.utc).isoformat(timespec="seconds"), paper=paper,
                       runs=loaded, table2=t2, table3=t3, iou_figure=iou_fig, confusion_figures=confusion,
                       sample_figures=grids, exports=_exports(loaded, out), dataset=dataset,
-                      dataset_summary=_dataset_summary(dataset) if dataset else None, notes=notes)
+                      dataset_summary=dataset_summary, notes=notes)
 
     md = write_markdown(data, out / "report.md")
     html = write_html(data, out / "report.html")

@@ -11,9 +11,11 @@ Every function writes one PNG atomically and returns its path.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 
 from clothcurate.labelmaps import TARGET_CLASSES
 from clothcurate.reports._files import atomic_path
@@ -61,9 +63,12 @@ def iou_bars(runs: list[Run], paper: PaperFigures, path) -> None:
         iou = run.summary["per_class"]["iou"]
         mean, std = _as_float(iou["mean"]) * 100, _as_float(iou["std"]) * 100
         miou = run.summary["mean"]["iou"]["mean"]
-        label = f"{run.label} ({run.arch}, mIoU {miou * 100:.1f}%)" if miou is not None else run.label
-        ax.bar(x - 0.4 + width * (i + 0.5), np.nan_to_num(mean), width, yerr=np.nan_to_num(std),
+        label = f"{run.title}, mIoU {miou * 100:.1f}%" if miou is not None else run.title
+        xs = x - 0.4 + width * (i + 0.5)
+        ax.bar(xs, np.nan_to_num(mean), width, yerr=np.nan_to_num(std),
                color=_RUN_COLORS[i % len(_RUN_COLORS)], label=label, capsize=2, error_kw={"elinewidth": 0.8})
+        for xa in xs[np.isnan(mean)]:  # class absent from every fold: no score, not a zero
+            ax.text(xa, 1, "n/a", rotation=90, ha="center", va="bottom", fontsize=7, color="#666666")
     ax.axhline(paper.iou_satisfactory * 100, color="#333333", ls="--", lw=1,
                label=f"{paper.iou_satisfactory * 100:.0f}% (satisfactory, paper)")
     paper_miou = paper.table_ii.get(paper.table_iii_arch, {}).get("iou")
@@ -93,6 +98,8 @@ def confusion_heatmap(run: Run, path) -> None:
     fig = Figure(figsize=(8.6, 7.4))
     ax = fig.add_subplot()
     im = ax.imshow(np.nan_to_num(pct), cmap="Blues", vmin=0, vmax=100)
+    for i in np.flatnonzero(rows[:, 0] == 0):
+        ax.text((k - 1) / 2, i, "no pixels of this class", ha="center", va="center", fontsize=7, color="#888888")
     for i in range(k):
         for j in range(k):
             v = pct[i, j]
@@ -104,13 +111,29 @@ def confusion_heatmap(run: Run, path) -> None:
     ax.set_yticks(range(k), TARGET_CLASSES, fontsize=8)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
-    ax.set_title(f"{run.label}: pixels per true class (%), {run.primary} (cf. paper Fig. 7)", fontsize=10)
+    ax.set_title(f"{run.title}: pixels per true class (%), {run.primary} (cf. paper Fig. 7)", fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="% of the true class's pixels")
     _save(fig, path)
 
 
+_PANEL = 240  # Fig. 9 panel height in pixels
+_GAP = 12
+
+
+def _panels(v: SampleView) -> np.ndarray:
+    """(PANEL, 3 w + 2 gap, 3) uint8: photo | ground truth | prediction at a common height."""
+    h, w = v.gt.shape
+    pw = max(1, round(w * _PANEL / h))
+    photo = cv2.resize(v.photo, (pw, _PANEL), interpolation=cv2.INTER_AREA)
+    masks = [cv2.resize(colorize(m), (pw, _PANEL), interpolation=cv2.INTER_NEAREST) for m in (v.gt, v.pred)]
+    gap = np.full((_PANEL, _GAP, 3), 255, np.uint8)
+    return np.hstack([photo, gap, masks[0], gap, masks[1]])
+
+
 def sample_grid(best: list[SampleView], worst: list[SampleView], path, *, title: str) -> None:
     """Best and worst samples side by side: photo | ground truth | prediction, the paper's Fig. 9.
+
+    The panels are composed into one image (a single axes draws much faster than 3 n x 2).
 
     Args:
         best: highest-IoU samples (left block, "a)").
@@ -118,25 +141,28 @@ def sample_grid(best: list[SampleView], worst: list[SampleView], path, *, title:
         path: the PNG to write.
         title: the figure's title.
     """
+    blocks = [[_panels(v) for v in views] for views in (best, worst)]
     n = max(len(best), len(worst), 1)
-    fig = Figure(figsize=(12, 2.9 * n + 1.0))
-    axes = fig.subplots(n, 6, squeeze=False)
-    for block, (views, name) in enumerate(((best, "a) highest IoU"), (worst, "b) lowest IoU"))):
-        for r in range(n):
-            cells = axes[r, block * 3: block * 3 + 3]
-            for ax in cells:
-                ax.set_axis_off()
-            if r >= len(views):
-                continue
-            v = views[r]
-            for ax, img, caption in zip(cells, (v.photo, colorize(v.gt), colorize(v.pred)),
-                                        ("photo", "ground truth", "prediction")):
-                ax.imshow(img, interpolation="nearest")
-                ax.set_title(caption if r else f"{name}\n{caption}", fontsize=9)
-            cells[0].text(0.0, -0.04, f"{v.key}  IoU {v.iou * 100:.1f}%", transform=cells[0].transAxes,
-                          fontsize=8, va="top")
-    fig.suptitle(title, fontsize=11)
-    fig.subplots_adjust(bottom=0.6 / (2.9 * n + 1.0) + 0.04, wspace=0.05, hspace=0.25)
+    width = max((p.shape[1] for b in blocks for p in b), default=3 * _PANEL)
+    row_h = _PANEL + 3 * _GAP
+    canvas = np.full((n * row_h, 2 * width + 4 * _GAP, 3), 255, np.uint8)
+    top, bottom = 0.75, 0.7  # inches for the title and headers / the class legend (1 canvas px = 0.01 in)
+    fig_h = canvas.shape[0] / 100 + top + bottom
+    fig = Figure(figsize=(canvas.shape[1] / 100, fig_h))
+    ax = fig.add_axes((0, bottom / fig_h, 1, canvas.shape[0] / 100 / fig_h))
+    for b, (views, panels, name) in enumerate(zip((best, worst), blocks, ("a) highest IoU", "b) lowest IoU"))):
+        x0 = b * (width + 4 * _GAP)
+        for r, (v, p) in enumerate(zip(views, panels)):
+            y0 = r * row_h
+            canvas[y0:y0 + _PANEL, x0:x0 + p.shape[1]] = p
+            ax.text(x0, y0 + _PANEL + 4, f"{v.key}   IoU {v.iou * 100:.1f}%", fontsize=8, va="top")
+        pw = (width - 2 * _GAP) / 3
+        for c, caption in enumerate(("photo", "ground truth", "prediction")):
+            ax.text(x0 + c * (pw + _GAP) + pw / 2, -6, caption, fontsize=9, ha="center", va="bottom")
+        ax.text(x0, -30, name, fontsize=10, fontweight="bold", va="bottom")
+    ax.imshow(canvas, interpolation="nearest")
+    ax.set_axis_off()
+    fig.suptitle(title, fontsize=11, y=1 - 0.06 / fig_h, va="top")
     _class_legend(fig)
     _save(fig, path)
 
@@ -165,6 +191,7 @@ def class_frequency(stats: ExportStats, path, *, title: str) -> None:
     ax_img.bar(range(k), images, color=colors, edgecolor="#555555", linewidth=0.5)
     ax_img.set_ylabel(f"images (of {stats.n_samples})")
     ax_img.set_title("images per class")
+    ax_img.yaxis.set_major_locator(MaxNLocator(integer=True))
     for x, v in enumerate(images):
         ax_img.text(x, v, str(int(v)), ha="center", va="bottom", fontsize=7)
     for ax in (ax_px, ax_img):

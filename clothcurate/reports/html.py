@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from clothcurate.labelmaps import TARGET_CLASSES
 from clothcurate.reports._files import atomic_path
-from clothcurate.reports._format import duration, pct, signed
+from clothcurate.reports._format import duration, left_out, pct, signed
 from clothcurate.reports.colors import hex_color
 from clothcurate.reports.paper import METRICS
 from clothcurate.reports.tables import ARCH_NAMES
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["write_html"]
 
-_METRIC_NAMES = {"precision": "Precision", "recall": "Recall", "f1": "F1", "iou": "IoU",
+_METRIC_NAMES = {"precision": "Precision", "recall": "Recall", "f1": "F1", "iou": "mIoU",
                  "pixel_accuracy": "Pixel acc."}
 
 _CSS = """
@@ -43,7 +43,7 @@ img{max-width:100%;height:auto;border:1px solid #eee}.grid{display:flex;flex-wra
 .grid figure{flex:1 1 520px;margin:0}figcaption{color:#555;font-size:12px;margin:2px 0 10px}
 pre{background:#f6f6f6;padding:8px;overflow:auto;font-size:12px;max-height:360px}
 .note{background:#fff4f4;border-left:3px solid #d33;padding:6px 10px;margin:6px 0}
-details{margin:6px 0}summary{cursor:pointer;font-weight:600}
+.nw{white-space:nowrap}details{margin:6px 0}summary{cursor:pointer;font-weight:600}
 """
 
 
@@ -83,18 +83,18 @@ def _runs_section(data: ReportData) -> str:
             "<th>Machine</th><th>Duration</th><th>Export</th><th>Folder</th></tr>")
     rows = []
     for r in data.runs:
-        export = r.export_dir.name if r.export_dir else f"{r.config.get('data_dir', '?')} (not found)"
+        export = r.export_dir.name if r.export_dir else f"{r.recorded_export} (not found)"
         rows.append(f"<tr><td>{escape(r.label)}</td><td>{escape(ARCH_NAMES.get(r.arch, r.arch))}</td>"
                     f"<td>{escape(r.encoder)}</td><td>{r.n_folds}</td><td>{escape(', '.join(r.variants))}</td>"
-                    f"<td>{escape(r.machine)}</td><td>{duration(r.duration_s)}</td>"
+                    f"<td>{escape(r.machine)}</td><td class='nw'>{duration(r.duration_s)}</td>"
                     f"<td>{escape(export)}</td><td><code>{escape(str(r.path))}</code></td></tr>")
     details = "".join(_run_config(r) for r in data.runs)
     return f"<h2>Runs</h2><table>{head}{''.join(rows)}</table>{details}"
 
 
 def _run_config(run: Run) -> str:
-    scalars = {k: v for k, v in run.config.items() if not isinstance(v, (dict, list))}
-    opts = "".join(f"<tr><th>{escape(k)}</th><td><code>{escape(str(v))}</code></td></tr>" for k, v in scalars.items())
+    opts = "".join(f"<tr><th>{escape(k)}</th><td><code>{escape(str(v))}</code></td></tr>"
+                   for k, v in run.options.items())
     versions = run.config.get("versions")
     vline = (f"<p><b>Versions:</b> {escape(', '.join(f'{k} {v}' for k, v in versions.items()))}</p>"
              if isinstance(versions, dict) else "")
@@ -108,15 +108,18 @@ def _curation_section(data: ReportData) -> str:
     for e in data.exports:
         m = e.stats.meta
         crop = f"crop {m.get('crop')}, {m.get('size')} px" if m.get("crop") else "full photos"
-        left = e.stats.left_out
-        left_txt = ", ".join(f"{n} tagged <code>{escape(k)}</code>" for k, n in left.items()) or "none recorded"
-        parts.append(f"<h3>Export {escape(e.label)} (runs: {escape(', '.join(e.runs))})</h3><ul>"
+        parts.append(f"<h3>Export folder <code>{escape(e.label)}</code> (runs: {escape(', '.join(e.runs))})</h3><ul>"
                      f"<li>{e.stats.n_samples} samples from dataset <code>{escape(str(m.get('dataset', '?')))}</code>, "
                      f"{e.stats.k} folds (seed {escape(str(m.get('seed', '?')))}), {escape(crop)}, "
                      f"format {escape(str(m.get('format', '?')))}, created {escape(str(m.get('created', '?')))}</li>"
-                     f"<li>Left out before the folds: {left_txt} "
+                     f"<li>Left out before the folds: {escape(left_out(e.stats.left_out))} "
                      f"(<code>reject</code>: people's review; <code>bg_only</code>: background-only annotations "
                      f"flagged by flag-errors)</li></ul>")
+    for r in (r for r in data.runs if r.export_dir is None and r.export):
+        parts.append(f"<p>Run {escape(r.label)}: export folder not found here; its config.json records "
+                     f"{escape(str(r.export.get('folds', '?')))} folds of dataset "
+                     f"<code>{escape(str(r.export.get('dataset', '?')))}</code>, left out: "
+                     f"{escape(left_out(r.export.get('left_out') or {}))}.</p>")
     if data.dataset_summary is not None:
         s = data.dataset_summary
         tags = ", ".join(f"{escape(k)} {v}" for k, v in sorted(s["tags"].items())) or "none"
@@ -230,8 +233,8 @@ def _figures(data: ReportData) -> str:
         parts.append("<p>No photos found (see notes).</p>")
     parts.append("<h2>Class frequency and folds (Fig. 4)</h2>")
     for e in data.exports:
-        parts += [f"<h3>Export {escape(e.label)}</h3>",
-                  _figure(e.figure, f"Pixels and images per class in export {e.label}"), _fold_table(e)]
+        parts += [f"<h3>Export folder <code>{escape(e.label)}</code></h3>",
+                  _figure(e.figure, f"Pixels and images per class in export folder '{e.label}'"), _fold_table(e)]
     return "".join(parts)
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from clothcurate.labelmaps import TARGET_CLASSES
 from clothcurate.reports._files import atomic_path
-from clothcurate.reports._format import duration, pct, pm, signed
+from clothcurate.reports._format import duration, left_out, pct, pm, signed
 from clothcurate.reports.paper import METRICS
 from clothcurate.reports.tables import ARCH_NAMES
 
@@ -25,11 +25,11 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def _runs(data: ReportData) -> list[str]:
     rows = [[r.label, ARCH_NAMES.get(r.arch, r.arch), r.encoder, str(r.n_folds), ", ".join(r.variants), r.machine,
-             duration(r.duration_s), r.export_dir.name if r.export_dir else f"{r.config.get('data_dir')} (not found)"]
+             duration(r.duration_s), r.export_dir.name if r.export_dir else f"{r.recorded_export} (not found)"]
             for r in data.runs]
     out = ["## Runs", ""] + _table(["Run", "Arch", "Encoder", "Folds", "Metrics", "Machine", "Duration", "Export"], rows)
     for r in data.runs:
-        opts = ", ".join(f"`{k}={v}`" for k, v in r.config.items() if not isinstance(v, (dict, list)))
+        opts = ", ".join(f"`{k}={v}`" for k, v in r.options.items())
         out += [f"- **{r.label}** (`{r.path}`): {opts}", ""]
     return out
 
@@ -38,11 +38,13 @@ def _curation(data: ReportData) -> list[str]:
     out = ["## Curated data", ""]
     for e in data.exports:
         m = e.stats.meta
-        left = ", ".join(f"{n} tagged `{k}`" for k, n in e.stats.left_out.items()) or "none recorded"
         crop = f"crop {m.get('crop')}, {m.get('size')} px" if m.get("crop") else "full photos"
         out += [f"- Export **{e.label}** (runs: {', '.join(e.runs)}): {e.stats.n_samples} samples from "
                 f"`{m.get('dataset', '?')}`, {e.stats.k} folds (seed {m.get('seed', '?')}), {crop}; "
-                f"left out: {left}."]
+                f"left out: {left_out(e.stats.left_out)}."]
+    for r in (r for r in data.runs if r.export_dir is None and r.export):
+        out += [f"- Run **{r.label}**: export folder not found here; config.json records {r.export.get('folds', '?')} "
+                f"folds of `{r.export.get('dataset', '?')}`, left out: {left_out(r.export.get('left_out') or {})}."]
     if data.dataset_summary is not None:
         s = data.dataset_summary
         tags = ", ".join(f"{k} {v}" for k, v in sorted(s["tags"].items())) or "none"

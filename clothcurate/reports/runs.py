@@ -63,14 +63,32 @@ class Run:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def options(self) -> dict[str, Any]:
+        """The train-eval options (``config.json`` ``options``; else its top-level plain values)."""
+        opts = self.config.get("options")
+        if isinstance(opts, dict):
+            return opts
+        return {k: v for k, v in self.config.items() if not isinstance(v, (dict, list))}
+
+    @property
+    def recorded_export(self) -> str:
+        """The export folder as ``config.json`` records it (it may not exist on this machine)."""
+        return str(_recorded_export(self.config) or "?")
+
+    @property
     def arch(self) -> str:
         """The architecture (``fpn``, ``unet``, ``linknet``, ``pspnet``)."""
-        return str(self.metrics.get("arch") or self.config.get("arch") or "?")
+        return str(self.metrics.get("arch") or self.options.get("arch") or "?")
 
     @property
     def encoder(self) -> str:
         """The encoder name."""
-        return str(self.metrics.get("encoder") or self.config.get("encoder") or "?")
+        return str(self.metrics.get("encoder") or self.options.get("encoder") or "?")
+
+    @property
+    def title(self) -> str:
+        """The label, with the architecture when the label does not already say it."""
+        return self.label if self.label.lower() == self.arch else f"{self.label} ({self.arch})"
 
     @property
     def primary(self) -> str:
@@ -200,9 +218,15 @@ def _check_predictions(run_dir: Path, rows: list[SampleScore]) -> None:
         raise BadInputError(f"{pred_dir}: {len(missing)} of {len(rows)} predictions missing ({shown}); {_RERUN}")
 
 
+def _recorded_export(config: dict[str, Any]) -> str | None:
+    """The export folder as config.json records it (``export_dir``, else the ``data_dir`` option)."""
+    options = config.get("options") if isinstance(config.get("options"), dict) else {}
+    return config.get("export_dir") or options.get("data_dir") or config.get("data_dir")
+
+
 def _export_dir(config: dict[str, Any], run_dir: Path) -> Path | None:
     """The export folder recorded in config.json, if it still exists here."""
-    data_dir = config.get("data_dir")
+    data_dir = _recorded_export(config)
     if not data_dir:
         return None
     p = Path(str(data_dir)).expanduser()
@@ -239,6 +263,6 @@ def load_run(run_dir: Path, *, label: str | None = None) -> Run:
     run = Run(path=run_dir, label=label or run_dir.resolve().name, config=config, metrics=metrics,
               per_sample=rows, export_dir=export_dir)
     if export_dir is None:
-        run.notes.append(f"{run.label}: export folder {config.get('data_dir')!r} (config.json data_dir) "
+        run.notes.append(f"{run.label}: export folder {_recorded_export(config)!r} (config.json) "
                          "not found here; photos and class statistics come from --dataset or are left out")
     return run

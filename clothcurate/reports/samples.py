@@ -2,7 +2,7 @@
 
 Two places hold the photo and ground truth of a sample key:
 
-* the export folder the run was trained on (``config.json`` ``data_dir``): the photo and mask
+* the export folder the run was trained on (``config.json`` ``export_dir``): the photo and mask
   as trained (the person crop when the export cropped); the prediction, which the run stores in
   the full photo frame, is cut to the recorded ``crop_box`` and resized to the crop (nearest),
   so all three panels share the frame in which ``per_sample.csv`` scored the sample;
@@ -99,7 +99,7 @@ def _from_export(run: Run, rows: list[SampleScore]) -> list[SampleView]:
         entry = entries.get(r.key)
         if entry is None:
             raise BadInputError(f"{run.export_dir / 'folds.json'}: no sample {r.key} of {run.path / 'per_sample.csv'}; "
-                                "the run was trained on another export (fix data_dir in config.json)")
+                                "the run was trained on another export (fix export_dir in config.json)")
         gt = _read_mask(run.export_dir / entry["mask"], "export mask")
         pred = _read_mask(run.prediction_path(r.key), "out-of-fold prediction")
         views.append(SampleView(r.key, r.iou, _read_photo(run.export_dir / entry["image"]), gt,

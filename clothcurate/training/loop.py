@@ -44,12 +44,12 @@ from tqdm.auto import tqdm
 from clothcurate.curation.crop import paste_back
 from clothcurate.errors import BadInputError
 from clothcurate.training.data import ExportSample
-from clothcurate.training.distributed import DistContext, unwrap
+from clothcurate.training.distributed import DistContext
 from clothcurate.training.metrics import ConfusionMatrix, per_sample_scores, scores_from_confusion
 from clothcurate.training.postprocess import open_predictions
 
-__all__ = ["LOSSES", "HISTORY_COLUMNS", "build_loss", "make_loader", "evaluate", "fit_fold", "FitResult",
-           "predict_fold", "FoldPrediction", "write_atomic"]
+__all__ = ["LOSSES", "HISTORY_COLUMNS", "build_loss", "make_loader", "make_scaler", "evaluate", "TrainStep",
+           "fit_fold", "FitResult", "predict_fold", "FoldPrediction", "write_atomic"]
 
 LOSSES = ("ce", "dice", "focal", "ce+dice")
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_miou", "lr", "seconds")
@@ -99,6 +99,12 @@ def _amp(device: torch.device) -> tuple[bool, torch.dtype]:
     if device.type != "cuda":
         return False, torch.float32
     return True, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def make_scaler(device: torch.device) -> torch.amp.GradScaler:
+    """A GradScaler, enabled only where autocast runs in fp16 (bf16 and fp32 need none)."""
+    enabled, dtype = _amp(device)
+    return torch.amp.GradScaler(device.type, enabled=enabled and dtype == torch.float16)
 
 
 def _to_device(images: torch.Tensor, masks: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,26 +246,51 @@ class FitResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def _train_epoch(model: nn.Module, loader: DataLoader, *, criterion: nn.Module, optimizer: torch.optim.Optimizer,
-                 scaler: torch.amp.GradScaler, ctx: DistContext, bar: tqdm) -> float:
+class TrainStep:
+    """One optimisation step (mixed precision and loss scaling on CUDA), shared by the training
+    loop and the benchmark.
+
+    Args:
+        model: the network (possibly DDP-wrapped), on ``device``.
+        criterion: ``loss(logits (N, K, S, S) float32, target (N, S, S) int64)``.
+        optimizer: its optimiser.
+        scaler: the GradScaler (enabled only for fp16 autocast).
+        device: where the batch goes.
+    """
+
+    def __init__(self, model: nn.Module, *, criterion: nn.Module, optimizer: torch.optim.Optimizer,
+                 scaler: torch.amp.GradScaler, device: torch.device):
+        self.model, self.criterion, self.optimizer = model, criterion, optimizer
+        self.scaler, self.device = scaler, device
+        self.amp, self.dtype = _amp(device)
+
+    def __call__(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """Train on one batch: images (N, 3, S, S) float, masks (N, S, S) int64 (any device).
+
+        Returns:
+            The batch's loss, detached, on the device (no host synchronisation).
+        """
+        x, y = _to_device(images, masks, self.device)
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.amp):
+            logits = self.model(x)
+        loss = self.criterion(logits.float(), y)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return loss.detach()
+
+
+def _train_epoch(step: TrainStep, loader: DataLoader, *, ctx: DistContext, bar: tqdm) -> float:
     """One pass over the training loader; returns the mean loss over ranks."""
-    model.train()
-    enabled, dtype = _amp(ctx.device)
+    step.model.train()
     total = torch.zeros((), dtype=torch.float64, device=ctx.device)
     steps = 0
-    for step, (images, masks, _) in enumerate(loader):
-        x, y = _to_device(images, masks, ctx.device)
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(ctx.device.type, dtype=dtype, enabled=enabled):
-            logits = model(x)
-        loss = criterion(logits.float(), y)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        total += loss.detach().double()
+    for i, (images, masks, _) in enumerate(loader):
+        total += step(images, masks).double()
         steps += 1
         bar.update(1)
-        if step % 20 == 0 and not bar.disable:  # an occasional host sync only for the display
+        if i % 20 == 0 and not bar.disable:  # an occasional host sync only for the display
             bar.set_postfix(loss=f"{total.item() / steps:.4f}")
     loss_sum, n = ctx.sum([total.item(), float(steps)])
     return loss_sum / max(n, 1.0)
@@ -304,8 +335,7 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.1,
                                                            patience=max(1, patience // 2))
-    enabled, dtype = _amp(device)
-    scaler = torch.amp.GradScaler(device.type, enabled=enabled and dtype == torch.float16)
+    scaler = make_scaler(device)
     state = {"epoch": 0, "history": [], "best_val_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0,
              "stopped": False}
     last = fold_dir / "last.pt"
@@ -324,6 +354,7 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
             _set_rng_state(rngs[ctx.rank])
 
     net = ctx.wrap(model)
+    step = TrainStep(net, criterion=criterion, optimizer=optimizer, scaler=scaler, device=device)
     train_loader = make_loader(train_set, batch_size=batch_size, train=True, workers=workers, ctx=ctx, seed=seed)
     val_loader = make_loader(val_set, batch_size=batch_size * 2, train=False, workers=workers, ctx=ctx)
     show = progress and ctx.is_main
@@ -335,8 +366,7 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
         start = time.perf_counter()
         with tqdm(total=len(train_loader), desc=f"fold {fold_name} epoch {epoch}/{epochs}", unit="batch",
                   disable=not show, leave=False) as bar:
-            train_loss = _train_epoch(net, train_loader, criterion=criterion, optimizer=optimizer,
-                                      scaler=scaler, ctx=ctx, bar=bar)
+            train_loss = _train_epoch(step, train_loader, ctx=ctx, bar=bar)
         val_loss, cm = evaluate(net, val_loader, criterion=criterion, ctx=ctx, num_classes=num_classes)
         val_miou = scores_from_confusion(cm.compute())["mean"]["iou"]
         lr_now = optimizer.param_groups[0]["lr"]

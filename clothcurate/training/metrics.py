@@ -39,6 +39,15 @@ _SCORES = ("precision", "recall", "f1", "iou")
 _CHUNK_PIXELS = 1 << 24  # per_sample_scores works on at most this many pixels at a time
 
 
+def _check_label_maps(pred: torch.Tensor, target: torch.Tensor) -> None:
+    """Raise BadInputError unless both are integer (N, H, W) maps of the same shape."""
+    if pred.shape != target.shape or pred.dim() != 3:
+        raise BadInputError(f"metrics: prediction {tuple(pred.shape)} and target {tuple(target.shape)} "
+                            "must both be (N, H, W) label maps of the same shape")
+    if pred.is_floating_point() or target.is_floating_point():
+        raise BadInputError("metrics: expected integer label maps (N, H, W); take argmax over the class axis first")
+
+
 def _pair_index(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Flat confusion-cell index ``target * K + pred``; ignored pixels go to the extra bin ``K*K``.
 
@@ -50,17 +59,15 @@ def _pair_index(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> t
     Returns:
         (N, H*W) int64 indices in ``0..K*K``.
     """
-    if pred.shape != target.shape or pred.dim() != 3:
-        raise BadInputError(f"metrics: prediction {tuple(pred.shape)} and target {tuple(target.shape)} "
-                            "must both be (N, H, W) label maps of the same shape")
-    if pred.is_floating_point() or target.is_floating_point():
-        raise BadInputError("metrics: expected integer label maps (N, H, W); take argmax over the class axis first")
+    _check_label_maps(pred, target)
     k = num_classes
-    t = target.long()
-    p = pred.long()
-    valid = (t >= 0) & (t < k) & (p >= 0) & (p < k)
-    idx = torch.where(valid, t * k + p, torch.full_like(t, k * k))
-    return idx.flatten(1)
+    idx = target.long() * k + pred
+    invalid = (target >= k) | (pred >= k)
+    if target.is_signed():
+        invalid |= target < 0
+    if pred.is_signed():
+        invalid |= pred < 0
+    return idx.masked_fill_(invalid, k * k).flatten(1)
 
 
 class ConfusionMatrix:
@@ -119,6 +126,11 @@ def _json_float(x: float) -> float | None:
 
 def _json_list(a: np.ndarray) -> list[float | None]:
     return [_json_float(v) for v in a]
+
+
+def _from_json(values: list) -> np.ndarray:
+    """Nested lists of floats / None → float64 array with NaN for None."""
+    return np.array(values, dtype=object).astype(np.float64)
 
 
 def _nanmean(a: np.ndarray, axis: int | None = None) -> np.ndarray:
@@ -196,19 +208,16 @@ def per_sample_scores(pred: torch.Tensor | np.ndarray, target: torch.Tensor | np
     """
     p = torch.as_tensor(pred)
     t = torch.as_tensor(target).to(p.device)
+    _check_label_maps(p, t)
     k = num_classes
     bins = k * k + 1
-    n = p.shape[0] if p.dim() == 3 else 0
-    per_image = max(1, _CHUNK_PIXELS // max(1, p[0].numel() if n else 1))
-    counts = []
-    for start in range(0, n, per_image):
-        idx = _pair_index(p[start:start + per_image], t[start:start + per_image], k)
-        offsets = torch.arange(idx.shape[0], device=idx.device).unsqueeze(1) * bins
+    per_chunk = max(1, _CHUNK_PIXELS // max(1, p[0].numel())) if len(p) else 1
+    counts = [torch.zeros(0, k, k, dtype=torch.int64, device=p.device)]
+    for start in range(0, len(p), per_chunk):
+        idx = _pair_index(p[start:start + per_chunk], t[start:start + per_chunk], k)     # (n, H*W)
+        offsets = torch.arange(idx.shape[0], device=idx.device).unsqueeze(1) * bins   # one bin range per image
         c = torch.bincount((idx + offsets).reshape(-1), minlength=idx.shape[0] * bins)
         counts.append(c.view(-1, bins)[:, : k * k].view(-1, k, k))
-    if not counts:
-        _pair_index(p, t, k)  # raises on a bad shape
-        return np.zeros(0), np.zeros(0)
     cm = torch.cat(counts).double()                      # (N, K, K)
     tp = cm.diagonal(dim1=1, dim2=2)                     # (N, K)
     union = cm.sum(2) + cm.sum(1) - tp                   # (N, K): GT + pred - TP
@@ -238,18 +247,13 @@ def summarize_folds(folds: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for variant in variants:
         blocks = [f[variant] for f in folds]
-
-        def stack(values: list) -> np.ndarray:
-            return np.array([[np.nan if v is None else v for v in np.atleast_1d(row)] for row in values],
-                            dtype=np.float64)
-
         per_class = {}
         for score in _SCORES:
-            a = stack([b["per_class"][score] for b in blocks])              # (folds, K)
+            a = _from_json([b["per_class"][score] for b in blocks])          # (folds, K)
             per_class[score] = {"mean": _json_list(_nanmean(a, axis=0)), "std": _json_list(_nanstd(a, axis=0))}
         means = {}
         for score in (*_SCORES, "pixel_accuracy"):
-            a = stack([[b["mean"][score]] for b in blocks])[:, 0]            # (folds,)
+            a = _from_json([b["mean"][score] for b in blocks])               # (folds,)
             means[score] = {"mean": _json_float(_nanmean(a)), "std": _json_float(_nanstd(a))}
         confusion = np.sum([np.asarray(b["confusion"], dtype=np.int64) for b in blocks], axis=0)
         summary[variant] = {"per_class": per_class, "mean": means, "confusion": confusion.tolist()}

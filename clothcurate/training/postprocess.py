@@ -13,12 +13,19 @@ acts with ``threshold < 0.5``.
 ``mode="label"`` (default, the useful version): open the one-hot map of the raw argmax, class by
 class, so every region narrower than the kernel (speckles, one-pixel lines, ragged edges) vanishes;
 refill each removed pixel with the most probable class among those that *survived* the opening within
-a ``kernel_size`` neighbourhood of it (usually the surrounding region), and keep the raw argmax where
-nothing survived nearby. Large regions are unchanged.
+a ``2 * kernel_size + 1`` square around it (usually the surrounding region), and keep the raw argmax
+where nothing survived nearby. Large regions are unchanged. The refill window is wider than the
+kernel because the opening of *every* class, background included, also removes thin gaps between
+regions: a removed pixel may then have no survivor among its immediate neighbours, and a window of
+the kernel's size would hand it to whichever class happened to be there, whatever its probability.
 
-Opening = erosion then dilation with a square structuring element, done with ``max_pool2d``
-(erosion is ``-max_pool(-x)``); outside the image counts as "don't care", so regions touching the
-border are not eroded from it. Runs on whatever device the probabilities are on.
+Opening = erosion then dilation with a square structuring element, done with separable
+``max_pool2d`` (erosion is ``-max_pool(-x)``); outside the image counts as "don't care", so regions
+touching the border are not eroded from it. Runs on whatever device the probabilities are on.
+In ``label`` mode the K per-class openings need no K-channel work: a pixel survives the opening of
+its own class exactly when some k x k window containing it holds a single class (such a window can
+only hold the pixel's class), which is two pools of the label map and one of a mask; only the
+refill pools K channels.
 
 Shapes: N images, K classes, H x W pixels.
 """
@@ -36,12 +43,13 @@ MODES = ("label", "paper")
 
 
 def _dilate(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Grey/binary dilation of (N, K, H, W) with a k x k square, per channel."""
-    return F.max_pool2d(x, kernel_size=k, stride=1, padding=k // 2)
+    """Dilation (max over a k x k square, separably) of (N, C, H, W), per channel."""
+    x = F.max_pool2d(x, kernel_size=(1, k), stride=1, padding=(0, k // 2))
+    return F.max_pool2d(x, kernel_size=(k, 1), stride=1, padding=(k // 2, 0))
 
 
 def _open(x: torch.Tensor, k: int) -> torch.Tensor:
-    """Opening (erosion then dilation) of (N, K, H, W) with a k x k square, per channel."""
+    """Opening (erosion then dilation) of (N, C, H, W) with a k x k square, per channel."""
     return _dilate(-_dilate(-x, k), k)
 
 
@@ -89,9 +97,9 @@ def open_predictions(probs: torch.Tensor, *, kernel_size: int = 3, threshold: fl
     if mode == "paper":
         opened = _open((probs > threshold).to(probs.dtype), kernel_size) > 0
         return _argmax_where(probs, opened, raw)
-    one_hot = F.one_hot(raw, k).permute(0, 3, 1, 2).to(probs.dtype)      # (N, K, H, W)
-    opened = _open(one_hot, kernel_size)
-    kept = opened.gather(1, raw.unsqueeze(1)).squeeze(1) > 0              # (N, H, W)
-    nearby = _dilate(opened, kernel_size) > 0                             # surviving classes near each pixel
-    refill = _argmax_where(probs, nearby, raw)
-    return torch.where(kept, raw, refill)
+    labels = raw.unsqueeze(1).to(probs.dtype)                                  # (N, 1, H, W)
+    uniform = _dilate(labels, kernel_size) == -_dilate(-labels, kernel_size)    # window of one class
+    kept = (_dilate(uniform.to(probs.dtype), kernel_size) > 0).squeeze(1)       # (N, H, W)
+    survivors = F.one_hot(raw, k).permute(0, 3, 1, 2).to(probs.dtype) * kept.unsqueeze(1).to(probs.dtype)
+    nearby = _dilate(survivors, 2 * kernel_size + 1) > 0                      # surviving classes near each pixel
+    return torch.where(kept, raw, _argmax_where(probs, nearby, raw))

@@ -37,7 +37,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from clothcurate.curation.folds import split_validation
@@ -69,6 +68,7 @@ class TrainEvalResult:
         trained: folds trained or resumed by this call.
         skipped: requested folds already done before this call.
         writeback: one line on the FiftyOne write-back (done, or how to do it later).
+        is_main: False on the other ranks of a torchrun job (their summary is empty).
     """
 
     run_dir: Path
@@ -78,24 +78,31 @@ class TrainEvalResult:
     trained: list[int] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
     writeback: str = ""
+    is_main: bool = True
 
     def summary(self) -> str:
-        """Per-fold and mean (± std) P/R/F1/IoU, raw vs opened, in percent, as a text table."""
-        head = f"{'fold':>6} {'images':>6} | {'raw P   R   F1  IoU':^27} | {'opened P  R   F1  IoU':^27}"
-        lines = [f"train-eval {self.arch}: {self.run_dir}", head, "-" * len(head)]
+        """Per-fold and mean (± std) P/R/F1/IoU, raw vs opened, in percent, as a text table
+        (empty on ranks other than 0, so a torchrun job prints it once)."""
+        if not self.is_main:
+            return ""
+        names = " ".join(f"{h:>6}" for h in ("P", "R", "F1", "IoU"))
+        head = f"{'fold':>6} {'images':>6} | {names} | {names}"
+        lines = [f"train-eval {self.arch}: {self.run_dir}  (percent; raw argmax | opened)",
+                 f"{'':>13} | {'raw':^27} | {'opened':^27}", head, "-" * len(head)]
 
         def cells(means: dict[str, Any], pick=lambda v: v) -> str:
             return " ".join(f"{_pct(pick(means[s])):>6}" for s in ("precision", "recall", "f1", "iou"))
 
+        def row(label: str, n: Any, raw: dict[str, Any], opened: dict[str, Any], pick=lambda v: v) -> str:
+            return f"{label:>6} {n:>6} | {cells(raw, pick)} | {cells(opened, pick)}"
+
         for f in self.folds:
-            lines.append(f"{f['fold']:>6} {f['n_images']:>6} | {cells(f['raw']['mean'])} | {cells(f['opened']['mean'])}")
+            lines.append(row(str(f["fold"]), f["n_images"], f["raw"]["mean"], f["opened"]["mean"]))
         summ = self.metrics.get("summary", {})
         if summ:
-            mean = lambda v: v["mean"]  # noqa: E731
-            std = lambda v: v["std"]  # noqa: E731
             n = sum(f["n_images"] for f in self.folds)
-            lines.append(f"{'mean':>6} {n:>6} | {cells(summ['raw']['mean'], mean)} | {cells(summ['opened']['mean'], mean)}")
-            lines.append(f"{'std':>6} {'':>6} | {cells(summ['raw']['mean'], std)} | {cells(summ['opened']['mean'], std)}")
+            for label, count, key in (("mean", n, "mean"), ("std", "", "std")):
+                lines.append(row(label, count, summ["raw"]["mean"], summ["opened"]["mean"], lambda v, k=key: v[k]))
         done = ", ".join(map(str, self.trained)) or "none"
         lines.append(f"trained now: {done}; already done: {', '.join(map(str, self.skipped)) or 'none'}")
         lines.append(f"metrics: {self.run_dir / 'metrics.json'}")
@@ -220,9 +227,17 @@ def _write_back(run_dir: Path, *, dataset: str | None, arch: str) -> str:
     if not dataset:
         return later
     try:
+        import fiftyone as fo
+
         from clothcurate.training.writeback import write_back
     except ImportError as e:  # FiftyOne not installed on this (GPU) machine
         return f"write-back skipped ({e}); {later.split(': ', 1)[1]}"
+    try:
+        reachable = fo.dataset_exists(dataset)
+    except Exception as e:  # noqa: BLE001 - no database server here: training results stay valid
+        return f"write-back skipped (FiftyOne database unreachable: {e}); {later.split(': ', 1)[1]}"
+    if not reachable:
+        return f"write-back skipped (no FiftyOne dataset {dataset!r} here); {later.split(': ', 1)[1]}"
     report = write_back(run_dir, dataset=dataset, arch=arch)
     return getattr(report, "summary", lambda: str(report))()
 
@@ -341,4 +356,5 @@ def train_eval(*, arch: str, encoder: str = "tf_efficientnet_lite0", encoder_wei
     finally:
         ctx.close()
     return TrainEvalResult(run_dir=run_dir, arch=arch, folds=entries, metrics=metrics, trained=todo,
-                           skipped=skipped, writeback=writeback)
+                           skipped=skipped, writeback=writeback,
+                           is_main=ctx.is_main)

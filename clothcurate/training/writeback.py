@@ -3,8 +3,9 @@
 
 Reads ``RUN_DIR/config.json`` (for ``arch``) and ``RUN_DIR/predictions/<key>.png`` (15-class uint8
 in the full photo frame), matches samples by their ``key`` field, scores each prediction against
-the sample's ``ground_truth`` mask with :func:`clothcurate.training.metrics.per_sample_scores`, and
-writes every field with one ``set_values`` call each.
+the sample's ``ground_truth`` mask (mean IoU over the classes present in either, and pixel
+accuracy, by :func:`clothcurate.training.metrics.scores_from_confusion`), and writes every field
+with one ``set_values`` call each.
 
 Where the masks live: each prediction PNG is **copied** to the workspace
 (``clothcurate.workspace.mask_dir(dataset, "pred_<arch>")/<key>.png``, written to a temporary name
@@ -12,7 +13,7 @@ then renamed) and ``pred_<arch>.mask_path`` points at the copy. The dataset then
 folder being moved or deleted, and every mask of the dataset lives under ``$CLOTHCURATE_HOME`` as
 the contracts say. The copy costs one file write of bytes that are read for scoring anyway.
 
-Decoding (OpenCV) and scoring (torch) release the GIL, so a small thread pool overlaps them
+Decoding and histograms (OpenCV) release the GIL, so a small thread pool overlaps them
 without forking a process that may hold CUDA or OpenMP state (write-back runs at the end of
 train-eval). FiftyOne is imported only inside :func:`write_back`.
 
@@ -39,7 +40,7 @@ from tqdm import tqdm
 
 from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import NUM_CLASSES, mask_targets
-from clothcurate.training.metrics import per_sample_scores
+from clothcurate.training.metrics import scores_from_confusion
 from clothcurate.workspace import mask_dir
 
 __all__ = ["WriteBackReport", "write_back", "import_predictions"]
@@ -64,6 +65,7 @@ class WriteBackReport:
         mean_iou / mean_pixel_acc: means over the written samples (None when none was written).
         views: the saved views written.
         seconds: wall time of the write-back.
+        timings: seconds per phase: ``score`` (decode, score, copy), ``database`` (fields, views).
     """
 
     dataset: str
@@ -77,6 +79,7 @@ class WriteBackReport:
     mean_pixel_acc: float | None = None
     views: tuple[str, ...] = ()
     seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
         """A few lines for the terminal: counts, mean IoU / pixel accuracy, views, problems."""
@@ -127,6 +130,28 @@ def _read_run(run_dir: Path, arch: str | None) -> tuple[str, dict[str, Path]]:
     return arch, preds
 
 
+def _scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+    """Mean IoU over the classes present in GT or prediction, and pixel accuracy, of one image.
+
+    The (K, K) confusion matrix is one OpenCV histogram of ``gt * K + pred``, which fits uint8
+    (K*K = 225 bins); the scores are :func:`~clothcurate.training.metrics.scores_from_confusion`'s,
+    so they follow metrics.json's conventions exactly (and equal ``per_sample_scores``'s, which
+    is several times slower per image on the CPU; see bench/writeback.py).
+
+    Args:
+        pred: (H, W) uint8 predicted class ids in 0..K-1.
+        gt: (H, W) uint8 true class ids in 0..K-1.
+
+    Returns:
+        ``(iou, pixel_acc)``; NaN when no pixel counts.
+    """
+    k = NUM_CLASSES
+    hist = cv2.calcHist([gt * np.uint8(k) + pred], [0], None, [k * k], [0, k * k])
+    mean = scores_from_confusion(hist.reshape(k, k).astype(np.int64))["mean"]
+    return (math.nan if mean["iou"] is None else mean["iou"],
+            math.nan if mean["pixel_accuracy"] is None else mean["pixel_accuracy"])
+
+
 def _score_one(pred_path: Path, gt_path: str | None, out_path: Path) -> tuple[float, float] | str:
     """Decode one prediction and its ground truth, score it, and copy the PNG to ``out_path``.
 
@@ -145,14 +170,15 @@ def _score_one(pred_path: Path, gt_path: str | None, out_path: Path) -> tuple[fl
     if pred.shape != gt.shape:
         return (f"prediction is {pred.shape[1]}x{pred.shape[0]} but the ground truth is {gt.shape[1]}x{gt.shape[0]}"
                 " (predictions must be pasted back into the full photo frame)")
-    top = int(pred.max())
-    if top >= NUM_CLASSES:
-        return f"class id {top} outside 0..{NUM_CLASSES - 1}"
-    iou, acc = per_sample_scores(pred[None], gt[None], num_classes=NUM_CLASSES)
+    for name, mask in (("prediction", pred), ("ground truth", gt)):
+        top = int(mask.max())
+        if top >= NUM_CLASSES:
+            return f"{name} has class id {top}, outside 0..{NUM_CLASSES - 1}"
+    iou, acc = _scores(pred, gt)
     tmp = out_path.with_name(f".{out_path.stem}.tmp.png")
     tmp.write_bytes(data)
     os.replace(tmp, out_path)
-    return float(iou[0]), float(acc[0])
+    return iou, acc
 
 
 def _nan_to_none(x: float) -> float | None:
@@ -198,6 +224,7 @@ def write_back(run_dir: Path, *, dataset: str, arch: str | None = None, progress
     out_dir.mkdir(parents=True, exist_ok=True)
 
     scores: dict[str, tuple[float, float]] = {}
+    t_score = time.perf_counter()
     with ThreadPoolExecutor(_THREADS) as pool:
         results = pool.map(lambda k: _score_one(preds[k], gt_of[k], out_dir / f"{k}.png"), todo)
         for key, res in tqdm(zip(todo, results), total=len(todo), desc=f"write-back {pred_field}",
@@ -206,6 +233,7 @@ def write_back(run_dir: Path, *, dataset: str, arch: str | None = None, progress
                 report.rejected.append(f"{key} ({preds[key]}): {res}")
             else:
                 scores[key] = res
+    t_db = time.perf_counter()
     fo = __import__("fiftyone")
     seg, ious, accs = [], [], []
     for k in keys:
@@ -234,6 +262,7 @@ def write_back(run_dir: Path, *, dataset: str, arch: str | None = None, progress
         report.mean_iou = float(np.nanmean([s[0] for s in scores.values()]))
         report.mean_pixel_acc = float(np.nanmean([s[1] for s in scores.values()]))
     report.seconds = time.perf_counter() - t0
+    report.timings = {"score": round(t_db - t_score, 3), "database": round(time.perf_counter() - t_db, 3)}
     return report
 
 

@@ -128,11 +128,19 @@ def read_sample(key: str, gt_path: str, raw_path: str | None = None, raw_backgro
         BadInputError: a mask file is missing or not a single-channel 8-bit PNG.
     """
     gt = _read_mask(key, gt_path)
-    stride = max(1, -(-max(gt.shape) // WORK_SIDE))
-    raw = _read_mask(key, raw_path)[::stride, ::stride] if raw_path else None
-    return SampleMasks(key, np.ascontiguousarray(gt[::stride, ::stride]),
-                       None if raw is None else np.ascontiguousarray(raw),
+    raw = _read_mask(key, raw_path) if raw_path else None
+    return SampleMasks(key, working_resolution(gt), None if raw is None else working_resolution(raw),
                        tuple(raw_background_ids), image_path)
+
+
+def working_resolution(mask: np.ndarray) -> np.ndarray:
+    """Sample a (H, W) mask at the stride that brings its long side to at most :data:`WORK_SIDE`.
+
+    Returns:
+        (ceil(H / s), ceil(W / s)) contiguous array, ``s`` the stride (nearest neighbour).
+    """
+    stride = max(1, -(-max(mask.shape) // WORK_SIDE))
+    return np.ascontiguousarray(mask[::stride, ::stride])
 
 
 def _read_mask(key: str, path: str) -> np.ndarray:

@@ -27,6 +27,8 @@ NV, NU = 24, 16
 V_RANGE, U_RANGE = (-0.25, 1.25), (-0.5, 1.5)
 #: a pixel whose class has a smaller posterior than this at its place is implausible there
 P_REF = 0.05
+#: a class's surprise is averaged over at least this share of the foreground
+_CLASS_FLOOR = 0.01
 #: pseudo-count (pixels) of the prior in each cell's posterior
 _PRIOR_PIXELS = 50.0
 
@@ -64,16 +66,18 @@ def _smooth(hist: np.ndarray) -> np.ndarray:
 
 
 def _layout_surprise(hist: np.ndarray, stats: LayoutStats) -> float:
-    """Share of the sample's foreground whose class is implausible where it lies, weighted by how
-    implausible: sum of pixels x max(0, log(P_REF / posterior)) / foreground pixels, with the
-    posterior learned from all other samples (leave-one-out)."""
+    """How implausibly the worst-placed class lies: per class, the mean over its pixels of
+    ``max(0, log(P_REF / posterior))`` (the posterior of the pixel's class at its place, learned
+    from all other samples: leave-one-out), the mean taken over at least :data:`_CLASS_FLOOR` of
+    the foreground so a few stray pixels weigh little; the maximum over classes."""
     fg = hist[1:].sum()
     if fg == 0:
         return 0.0
     others = np.maximum(stats.total - _smooth(hist), 0.0)[1:]
     post = (others + _PRIOR_PIXELS * stats.prior[1:, None, None]) / (others.sum(0) + _PRIOR_PIXELS)
-    surprise = np.maximum(0.0, np.log(P_REF / post))
-    return float((hist[1:] * surprise).sum() / fg)
+    surprise = (hist[1:] * np.maximum(0.0, np.log(P_REF / np.maximum(post, 1e-9)))).sum(axis=(1, 2))
+    per_class = surprise / np.maximum(hist[1:].sum(axis=(1, 2)), _CLASS_FLOOR * fg)
+    return float(per_class.max())
 
 
 def _fit_layout(hists: list[np.ndarray]) -> LayoutStats:
@@ -83,7 +87,7 @@ def _fit_layout(hists: list[np.ndarray]) -> LayoutStats:
     prior = prior / max(prior.sum(), 1.0)
     stats = LayoutStats(_smooth(raw), prior)
     values = [_layout_surprise(h, stats) for h in hists]
-    return LayoutStats(stats.total, prior, fit_tail(values, floor=0.02))
+    return LayoutStats(stats.total, prior, fit_tail(values, floor=0.1))
 
 
 implausible_layout = register(Check(

@@ -75,6 +75,10 @@ class Source(ABC):
             BadInputError: the folder is missing or not laid out as this dataset.
         """
 
+    def vocabulary_file(self) -> Path:
+        """The file the vocabularies come from (named in errors)."""
+        return self.root
+
     @abstractmethod
     def scan(self) -> tuple[list[SampleRef], list[ScanProblem], dict[str, int]]:
         """List the samples.

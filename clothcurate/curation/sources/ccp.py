@@ -34,6 +34,9 @@ class CCPSource(Source):
                                     "(expected photos/, annotations/pixel-level/, label_list.mat)")
         return photos, pixel, labels
 
+    def vocabulary_file(self) -> Path:
+        return self.root / "label_list.mat"
+
     def vocabularies(self) -> dict[str, list[str]]:
         _, _, labels = self._layout()
         try:

@@ -153,6 +153,9 @@ class CFPDSource(Source):
                                     f"(expected {MAT_NAME} and {IMAGE_DIR}/)")
         return _open_mat(self.root / MAT_NAME)
 
+    def vocabulary_file(self) -> Path:
+        return self.root / MAT_NAME
+
     def vocabularies(self) -> dict[str, list[str]]:
         mat = self._mat()
         path = self.root / MAT_NAME

@@ -1,0 +1,155 @@
+"""Training throughput per architecture: the real input pipeline versus synthetic on-device tensors.
+
+For each architecture, the same model and training step (:class:`clothcurate.training.loop.TrainStep`:
+AMP, channels-last, GradScaler on CUDA) is timed twice, side by side:
+
+* end to end: export-folder images decoded into the shared cache, augmented by the paper's
+  online augmentation in loader workers, pinned, copied non-blocking;
+* synthetic: one random batch already on the device, fed again and again.
+
+The ratio end-to-end / synthetic says whether the input pipeline keeps the accelerator busy
+(target on a GPU: >= 90 %). On a machine without CUDA it runs small and says
+"not measured on GPU".
+
+Usage::
+
+    python bench/train.py --data folds/                    # an export folder (export-folds --crop person)
+    python bench/train.py --ccp ../shared/datasets/ccp     # builds a temporary export from CCP
+    python bench/train.py --archs fpn,unet --image-size 320 --batch-size 16 --steps 50 --workers 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _build_export(ccp: Path, *, size: int, limit: int | None, tmp: Path) -> Path:
+    """Ingest CCP into a throw-away FiftyOne database and export person crops of ``size``."""
+    os.environ["FIFTYONE_DATABASE_DIR"] = str(tmp / "mongo")  # before fiftyone is imported
+    os.environ["CLOTHCURATE_HOME"] = str(tmp / "home")
+    os.environ.pop("FIFTYONE_DATABASE_URI", None)
+    from clothcurate.workspace import quiet_fiftyone
+
+    quiet_fiftyone()
+    from clothcurate.curation.export import export_folds
+    from clothcurate.curation.ingest import ingest
+
+    t = time.perf_counter()
+    ingest(ccp=ccp, dataset="bench", progress=True)
+    name = "bench"
+    if limit:
+        import fiftyone as fo
+
+        fo.load_dataset("bench").take(limit, seed=0).clone("bench-slice")
+        name = "bench-slice"
+    out = tmp / "export"
+    export_folds(dataset=name, out=out, folds=5, seed=0, crop="person", size=size, progress=True)
+    print(f"built export {out} from {ccp} in {time.perf_counter() - t:.0f} s")
+    return out
+
+
+def _time(step, batches, *, steps: int, warmup: int, device) -> float:
+    """Seconds for ``steps`` training steps after ``warmup`` untimed ones (device synchronised)."""
+    import torch
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(warmup):
+        step(*next(batches))
+    sync()
+    t = time.perf_counter()
+    for _ in range(steps):
+        step(*next(batches))
+    sync()
+    return time.perf_counter() - t
+
+
+def _loader_batches(loader):
+    """Endless (images, masks) from a loader, epoch after epoch."""
+    while True:
+        for images, masks, _ in loader:
+            yield images, masks
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, help="export folder (default: build one from --ccp)")
+    parser.add_argument("--ccp", type=Path, default=REPO.parent / "shared" / "datasets" / "ccp")
+    parser.add_argument("--archs", default="fpn,unet,linknet,pspnet")
+    parser.add_argument("--encoder", default="tf_efficientnet_lite0")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--image-size", type=int, help="default 320 on CUDA, 64 on the CPU")
+    parser.add_argument("--batch-size", type=int, help="default 16 on CUDA, 4 on the CPU")
+    parser.add_argument("--steps", type=int, help="timed steps (default 50 on CUDA, 4 on the CPU)")
+    parser.add_argument("--warmup", type=int, help="untimed steps first (default 10 on CUDA, 1 on the CPU)")
+    parser.add_argument("--workers", type=int, help="loader workers (default: CPU count on CUDA, 1 on the CPU)")
+    parser.add_argument("--limit", type=int, help="samples in a built export (default all on CUDA, 48 on the CPU)")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from clothcurate.training.augment import build_transform
+    from clothcurate.training.data import SegmentationDataset, decode_samples, read_export
+    from clothcurate.training.distributed import DistContext, resolve_device
+    from clothcurate.training.loop import TrainStep, build_loss, make_loader, make_scaler
+    from clothcurate.training.models import build_model, encoder_normalization
+
+    device = resolve_device(args.device)
+    gpu = device.type == "cuda"
+    size = args.image_size or (320 if gpu else 64)
+    batch = args.batch_size or (16 if gpu else 4)
+    steps = args.steps or (50 if gpu else 4)
+    warmup = args.warmup if args.warmup is not None else (10 if gpu else 1)
+    workers = args.workers if args.workers is not None else (min(16, os.cpu_count() or 1) if gpu else 1)
+    limit = args.limit if args.limit is not None else (None if gpu else 48)
+    if gpu:
+        torch.backends.cudnn.benchmark = True
+
+    with tempfile.TemporaryDirectory(prefix="clothcurate-bench-") as tmp:
+        data = args.data or _build_export(args.ccp, size=size, limit=limit, tmp=Path(tmp))
+        export = read_export(data)
+        t = time.perf_counter()
+        cache = decode_samples(export.samples, size=size, num_classes=len(export.classes), progress=True)
+        decode_s = time.perf_counter() - t
+
+        where = (f"device: cuda ({torch.cuda.get_device_name(device)})" if gpu
+                 else "device: cpu (not measured on GPU)")
+        print(where)
+        print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {len(export.samples)} samples decoded in "
+              f"{decode_s:.1f} s, image {size}x{size}, batch {batch}, {workers} loader workers, "
+              f"{steps} timed steps after {warmup}, AMP {'on' if gpu else 'off'}")
+        print(f"{'arch':<8} {'end-to-end img/s':>17} {'synthetic img/s':>16} {'ratio':>6}")
+        ctx = DistContext(rank=0, world_size=1, local_rank=0, local_world_size=1, device=device)
+        mean, std = encoder_normalization(args.encoder)
+        dataset = SegmentationDataset(cache, range(len(export.samples)),
+                                      transform=build_transform(size=size, train=True, mean=mean, std=std))
+        loader = make_loader(dataset, batch_size=batch, train=True, workers=workers, ctx=ctx)
+        real = _loader_batches(loader)
+        for arch in args.archs.split(","):
+            torch.manual_seed(0)
+            model = build_model(arch, encoder=args.encoder, num_classes=len(export.classes))
+            model.to(device, memory_format=torch.channels_last if gpu else torch.contiguous_format).train()
+            step = TrainStep(model, criterion=build_loss("ce"), optimizer=torch.optim.Adam(model.parameters(), 1e-3),
+                             scaler=make_scaler(device), device=device)
+            x = torch.randn(batch, 3, size, size, device=device)
+            y = torch.randint(0, len(export.classes), (batch, size, size), device=device)
+
+            def synthetic():
+                while True:
+                    yield x, y
+
+            t_syn = _time(step, synthetic(), steps=steps, warmup=warmup, device=device)
+            t_e2e = _time(step, real, steps=steps, warmup=warmup, device=device)
+            e2e, syn = steps * batch / t_e2e, steps * batch / t_syn
+            print(f"{arch:<8} {e2e:>17.1f} {syn:>16.1f} {100 * e2e / syn:>5.0f}%", flush=True)
+        del loader, real
+
+
+if __name__ == "__main__":
+    sys.exit(main())

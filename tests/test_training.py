@@ -1,0 +1,227 @@
+"""Training and evaluation end to end on real CCP crops (CPU, small): learning, the run folder of
+docs/contracts.md, resume, the 2-process gloo DDP run and the CLI's bad-input exit code.
+
+One export (24 CCP photos, person crops at 64 px, 2 folds) is made once for the module with the
+real ingest + export-folds; one 2-fold run is trained once and inspected by several tests.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from clothcurate.cli import main as cli
+from clothcurate.training.augment import build_transform
+from clothcurate.training.data import SegmentationDataset, decode_samples, read_export
+from clothcurate.training.distributed import setup
+from clothcurate.training.loop import build_loss, evaluate, fit_fold, make_loader
+from clothcurate.training.metrics import scores_from_confusion
+from clothcurate.training.models import build_model, encoder_normalization
+from clothcurate.training.run import train_eval
+
+SIZE = 64
+ENCODER = "tf_efficientnet_lite0"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine two spinning OpenMP threads are many
+    times slower than one. Restored after the module."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def export_dir(ccp_dataset, tmp_path_factory) -> Path:
+    """24 real CCP samples exported by export-folds as person crops of 64 x 64 in 2 folds."""
+    import fiftyone as fo
+
+    from clothcurate.curation.export import export_folds
+
+    name = "train-slice"
+    if not fo.dataset_exists(name):
+        ccp_dataset.take(24, seed=0).clone(name)
+    out = tmp_path_factory.mktemp("export") / "folds"
+    export_folds(dataset=name, out=out, folds=2, seed=0, crop="person", size=SIZE, progress=False)
+    return out
+
+
+def _train(export_dir: Path, run_dir: Path, **overrides):
+    options = dict(arch="fpn", encoder=ENCODER, encoder_weights="imagenet", data_dir=export_dir, fold_spec="all",
+                   epochs=1, patience=10, image_size=SIZE, batch_size=4, lr=1e-3, loss="ce", workers=0,
+                   device="cpu", run_dir=run_dir, dataset=None, seed=0)
+    return train_eval(**{**options, **overrides})
+
+
+@pytest.fixture(scope="module")
+def run_dir(export_dir, tmp_path_factory) -> Path:
+    """A 2-fold, 1-epoch FPN run on the export."""
+    out = tmp_path_factory.mktemp("runs") / "fpn"
+    _train(export_dir, out)
+    return out
+
+
+def test_a_few_dozen_steps_raise_training_iou(export_dir, tmp_path):
+    export = read_export(export_dir)
+    samples = export.samples[:8]
+    cache = decode_samples(samples, size=SIZE)
+    mean, std = encoder_normalization(ENCODER)
+    plain = SegmentationDataset(cache, range(len(samples)), transform=build_transform(size=SIZE, train=False,
+                                                                                        mean=mean, std=std))
+    ctx = setup("cpu")
+    torch.manual_seed(0)
+    model = build_model("fpn", encoder=ENCODER, encoder_weights="imagenet")
+    loader = make_loader(plain, batch_size=8, train=False, workers=0, ctx=ctx)
+
+    def score():
+        loss, cm = evaluate(model, loader, criterion=build_loss("ce"), ctx=ctx, num_classes=15)
+        return loss, scores_from_confusion(cm.compute())["mean"]
+
+    loss0, before = score()
+    twice = SegmentationDataset(cache, [*range(len(samples))] * 2, transform=plain.transform)
+    fit = fit_fold(model, train_set=twice, val_set=plain, fold_dir=tmp_path / "fold", epochs=5, patience=100,
+                   lr=1e-3, loss="ce", batch_size=4, workers=0, ctx=ctx, num_classes=15, progress=False)
+    loss1, after = score()
+    assert fit.epochs_run == 5 and len(fit.history) == 5   # 5 epochs x 4 steps = 20 Adam steps
+    assert loss1 < 0.5 * loss0
+    assert after["iou"] > before["iou"] + 0.2, (before, after)
+    assert after["pixel_accuracy"] > before["pixel_accuracy"] + 0.2
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_run_folder_follows_the_contract(run_dir, export_dir, ccp_dir):
+    export = read_export(export_dir)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["options"]["arch"] == "fpn" and config["options"]["image_size"] == SIZE
+    assert config["export"] == json.loads((export_dir / "export.json").read_text())
+    assert config["versions"]["torch"] and config["machine"]["cpu"] and config["finished"]
+
+    for k in (0, 1):
+        fold = run_dir / "folds" / str(k)
+        assert {"best.pt", "last.pt", "history.csv", "done"} <= {p.name for p in fold.iterdir()}
+        best = torch.load(fold / "best.pt", weights_only=False)
+        assert best["epoch"] == 1 and "state_dict" in best
+        last = torch.load(fold / "last.pt", weights_only=False)
+        assert {"model", "optimizer", "scheduler", "scaler", "epoch", "history", "rng"} <= set(last)
+        history = _read_csv(fold / "history.csv")
+        assert list(history[0]) == ["epoch", "train_loss", "val_loss", "val_miou", "lr", "seconds"]
+        assert len(history) == 1 and float(history[0]["lr"]) == pytest.approx(1e-3)
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["classes"] == export.classes and metrics["primary"] == "opened"
+    per_sample = _read_csv(run_dir / "per_sample.csv")
+    assert list(per_sample[0]) == ["key", "fold", "iou", "pixel_acc"]
+    assert sorted(r["key"] for r in per_sample) == sorted(s.key for s in export.samples)
+    for entry in metrics["folds"]:
+        k = entry["fold"]
+        test_keys = [s.key for s in export.samples if s.fold == k]
+        assert entry["n_images"] == len(test_keys)
+        for variant in ("raw", "opened"):
+            cm = np.array(entry[variant]["confusion"])
+            assert cm.shape == (15, 15) and cm.sum() == len(test_keys) * SIZE * SIZE
+            # the true-class totals are the test masks' own pixel counts
+            truth = sum(np.bincount(cv2.imread(str(export_dir / "masks" / f"{key}.png"), cv2.IMREAD_UNCHANGED).ravel(),
+                                    minlength=15) for key in test_keys)
+            np.testing.assert_array_equal(cm.sum(1), truth)
+            assert entry[variant]["mean"]["pixel_accuracy"] == pytest.approx(np.trace(cm) / cm.sum())
+        # equal-sized crops: the mean per-sample pixel accuracy is the fold's pixel accuracy
+        accs = [float(r["pixel_acc"]) for r in per_sample if int(r["fold"]) == k]
+        assert np.mean(accs) == pytest.approx(entry["opened"]["mean"]["pixel_accuracy"], abs=1e-5)
+    summary_cm = np.array(metrics["summary"]["opened"]["confusion"])
+    assert summary_cm.sum() == len(export.samples) * SIZE * SIZE
+
+    for s in export.samples:
+        pred = cv2.imread(str(run_dir / "predictions" / f"{s.key}.png"), cv2.IMREAD_UNCHANGED)
+        photo = cv2.imread(str(ccp_dir / "photos" / f"{s.key.removeprefix('ccp_')}.jpg"))
+        assert pred.shape == photo.shape[:2] and pred.dtype == np.uint8 and pred.max() < 15
+        x0, y0, x1, y1 = s.crop_box
+        outside = np.ones(pred.shape, bool)
+        outside[y0:y1, x0:x1] = False
+        assert not pred[outside].any()                          # background outside the crop box
+        # the pasted-back prediction, taken back to the crop frame, agrees with the crop's score
+        crop = cv2.resize(pred[y0:y1, x0:x1], (SIZE, SIZE), interpolation=cv2.INTER_NEAREST)
+        truth = cv2.imread(str(s.mask), cv2.IMREAD_UNCHANGED)
+        acc = next(float(r["pixel_acc"]) for r in per_sample if r["key"] == s.key)
+        assert abs((crop == truth).mean() - acc) < 0.05
+        conf = np.load(run_dir / "confidence" / f"{s.key}.npz")["probs"]
+        assert conf.shape == (15, SIZE // 4, SIZE // 4) and conf.dtype == np.uint8
+        assert np.all(np.abs(conf.astype(int).sum(0) - 255) <= 15)   # quantised softmax sums to ~1
+
+
+def test_resume_continues_an_interrupted_fold_and_skips_done_ones(run_dir, export_dir, tmp_path):
+    resumed = tmp_path / "fpn"
+    shutil.copytree(run_dir, resumed)
+    (resumed / "folds" / "0" / "done").unlink()                     # fold 0 "crashed" after epoch 1
+    before0 = _read_csv(resumed / "folds" / "0" / "history.csv")
+    fold1 = resumed / "folds" / "1"
+    stamps1 = {p.name: p.stat().st_mtime_ns for p in fold1.iterdir()}
+
+    result = _train(export_dir, resumed, epochs=2)
+
+    assert result.trained == [0] and result.skipped == [1]
+    after0 = _read_csv(resumed / "folds" / "0" / "history.csv")
+    assert [r["epoch"] for r in after0] == ["1", "2"]
+    assert after0[0] == before0[0]                # epoch 1 (wall seconds included) came from last.pt
+    assert torch.load(resumed / "folds" / "0" / "last.pt", weights_only=False)["epoch"] == 2
+    assert {p.name: p.stat().st_mtime_ns for p in fold1.iterdir()} == stamps1
+    assert len(json.loads((resumed / "metrics.json").read_text())["folds"]) == 2
+    assert "fold" in result.summary() and (resumed / "folds" / "0" / "done").exists()
+
+
+def test_run_folder_refuses_other_options(run_dir, export_dir):
+    from clothcurate.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="arch"):
+        _train(export_dir, run_dir, arch="linknet")
+
+
+def test_torchrun_two_process_gloo_run(export_dir, tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "clothcurate.cli", "train-eval", "--arch", "fpn", "--data", str(export_dir), "--folds", "0",
+           "--epochs", "1", "--image-size", str(SIZE), "--batch-size", "2", "--workers", "0",
+           "--device", "cpu", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("train-eval fpn") == 1                   # rank 0 prints the summary once
+    export = read_export(export_dir)
+    test_keys = sorted(s.key for s in export.samples if s.fold == 0)
+    metrics = json.loads((out / "metrics.json").read_text())
+    (entry,) = metrics["folds"]
+    assert entry["fold"] == 0 and entry["n_images"] == len(test_keys)
+    assert np.array(entry["opened"]["confusion"]).sum() == len(test_keys) * SIZE * SIZE
+    assert sorted(r["key"] for r in _read_csv(out / "per_sample.csv")) == test_keys
+    assert sorted(p.stem for p in (out / "predictions").glob("*.png")) == test_keys
+    assert json.loads((out / "config.json").read_text())["machine"]["world_size"] == 2
+    assert len(_read_csv(out / "folds" / "0" / "history.csv")) == 1
+
+
+def test_cli_exit_code_2_on_missing_or_incomplete_export(tmp_path, export_dir):
+    runner = CliRunner()
+    args = ["train-eval", "--arch", "fpn", "--out", str(tmp_path / "run"), "--device", "cpu"]
+    missing = runner.invoke(cli, [*args, "--data", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "nope" in missing.output
+    partial = tmp_path / "partial"
+    shutil.copytree(export_dir, partial)
+    (partial / "folds.json").unlink()
+    incomplete = runner.invoke(cli, [*args, "--data", str(partial)])
+    assert incomplete.exit_code == 2 and "folds.json" in incomplete.output
+    assert not (tmp_path / "run").exists()
