@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+import cv2
+
 from clothcurate.errors import BadInputError, BadSampleError
 
 __all__ = ["TARGET_CLASSES", "NUM_CLASSES", "BACKGROUND", "LabelMap", "load_labelmap", "mask_targets"]
@@ -117,7 +119,7 @@ class LabelMap:
                 raise BadSampleError(source_id, f"label id {bad} is outside the {self.source} vocabulary "
                                      f"(0..{len(self.names) - 1})", where)
             raw = raw.astype(np.uint8)
-        out = self.lut[raw]
+        out = cv2.LUT(raw, self.lut)  # several times faster than self.lut[raw]
         if (out == UNMAPPED).any():
             bad = int(raw[out == UNMAPPED].max())
             raise BadSampleError(source_id, f"label id {bad} is outside the {self.source} vocabulary "

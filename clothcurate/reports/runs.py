@@ -126,7 +126,9 @@ class Run:
         """CPU/GPU model as one line (from ``config.json``)."""
         m = self.config.get("machine")
         if isinstance(m, dict):
-            return ", ".join(f"{k}: {v}" for k, v in m.items() if v not in (None, "", []))
+            first = [k for k in ("gpu", "cpu") if k in m]   # the models first, then the rest as recorded
+            return ", ".join(f"{k}: {m[k]}" for k in first + [k for k in m if k not in first]
+                             if m[k] not in (None, "", []))
         return str(m) if m else "not recorded"
 
     @property

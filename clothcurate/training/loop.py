@@ -343,7 +343,7 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
     np.random.seed((seed * 1009 + ctx.rank) % 2**32)
     random.seed(seed * 1009 + ctx.rank)
     if last.exists():
-        ckpt = torch.load(last, map_location=device, weights_only=False)
+        ckpt = torch.load(last, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
@@ -367,7 +367,8 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
         with tqdm(total=len(train_loader), desc=f"fold {fold_name} epoch {epoch}/{epochs}", unit="batch",
                   disable=not show, leave=False) as bar:
             train_loss = _train_epoch(step, train_loader, ctx=ctx, bar=bar)
-        val_loss, cm = evaluate(net, val_loader, criterion=criterion, ctx=ctx, num_classes=num_classes)
+        # the unwrapped module: no DDP buffer broadcast, so ranks may hold unequal validation shards
+        val_loss, cm = evaluate(model, val_loader, criterion=criterion, ctx=ctx, num_classes=num_classes)
         val_miou = scores_from_confusion(cm.compute())["mean"]["iou"]
         lr_now = optimizer.param_groups[0]["lr"]
         scheduler.step(val_loss)
