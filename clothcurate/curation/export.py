@@ -212,7 +212,8 @@ def _run_jobs(jobs: list[_Job], *, workers: int, progress: bool) -> list[dict]:
     bar = tqdm(total=len(jobs), desc="export", unit="img", disable=not progress)
     try:
         if workers > 1 and len(jobs) > 32:
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            # never fork: the parent holds pymongo's threads and locks
+            ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
             with ctx.Pool(workers, initializer=_init_worker) as pool:
                 results = []
                 for r in pool.imap(_export_sample, jobs, chunksize=8):

@@ -1,0 +1,1 @@
+"""Helpers of the flag-errors families that are not checks themselves."""

@@ -1,0 +1,244 @@
+"""Confident learning per pixel (Northcutt et al., 2021) on a model's out-of-fold softmax.
+
+Shapes: K = classes; h, w = rows and columns of the confidence map (the crop frame at S/4,
+``confidence/<key>.npz`` of a train-eval run); H, W = the photo.
+
+1. Per-class thresholds: ``t_j`` = the model's mean self-confidence ``p(j)`` over every pixel
+   labelled ``j`` in the whole run (:func:`self_confidence`, :func:`class_thresholds`).
+2. A pixel labelled ``i`` is an *issue* when ``p(i) < t_i`` and some other class ``j`` has
+   ``p(j) >= t_j``; its suggested class is the most probable such ``j`` (:func:`issue_pixels`).
+3. Issues are aggregated per connected region of the annotation (:func:`findings`): a garment
+   region mostly flagged is probably mislabelled (or not there at all), a connected patch of
+   background that the model confidently calls a garment is probably a missed garment.
+
+FiftyOne-free and pure numpy/OpenCV, so tests and the benchmark call it on arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from clothcurate.labelmaps import BACKGROUND, NUM_CLASSES
+
+#: a region of the annotation with at least this share of its pixels flagged is a finding
+REGION_SHARE = 0.5
+#: a finding covers at least this share of the labelled person (and MIN_PIXELS map pixels)
+MIN_SHARE = 0.01
+MIN_PIXELS = 3
+
+
+@dataclass(frozen=True)
+class ModelEvidence:
+    """One sample's out-of-fold softmax and its given labels at the same resolution.
+
+    Attributes:
+        probs: (K, h, w) uint8 quantised softmax (255 = 1.0) in the crop frame.
+        labels: (h, w) uint8 given class ids: the annotation cropped to ``frame_box`` and resized
+            to (h, w) with nearest neighbour.
+        frame_box: ``(x0, y0, x1, y1)`` photo pixels the map covers (x1/y1 exclusive).
+        orig_size: ``(W, H)`` of the photo.
+    """
+
+    probs: np.ndarray
+    labels: np.ndarray
+    frame_box: tuple[int, int, int, int]
+    orig_size: tuple[int, int]
+
+    @property
+    def pixel_area(self) -> float:
+        """Photo pixels one map pixel stands for."""
+        x0, y0, x1, y1 = self.frame_box
+        h, w = self.labels.shape
+        return (x1 - x0) * (y1 - y0) / (h * w)
+
+
+@dataclass(frozen=True)
+class IssuePixels:
+    """The pixel-level verdict on one sample.
+
+    Attributes:
+        flagged: (h, w) bool, the given label is confidently contradicted.
+        suggested: (h, w) uint8, the suggested class where flagged (0 elsewhere).
+        p_suggested: (h, w) float32, ``p(suggested)`` where flagged (0 elsewhere).
+        p_given: (h, w) float32, ``p(given label)`` everywhere.
+    """
+
+    flagged: np.ndarray
+    suggested: np.ndarray
+    p_suggested: np.ndarray
+    p_given: np.ndarray
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A region a reviewer should look at.
+
+    Attributes:
+        given: the class the annotation gives the region.
+        suggested: the class the model confidently sees there instead.
+        region_pixels: map pixels of the annotation region (for a missed garment: of the patch).
+        pixels: map pixels of the region flagged with ``suggested``.
+        p: mean ``p(suggested)`` over those pixels.
+        mask: (h, w) bool, those pixels.
+    """
+
+    given: int
+    suggested: int
+    region_pixels: int
+    pixels: int
+    p: float
+    mask: np.ndarray
+
+    @property
+    def missing(self) -> bool:
+        """True when background was given: the suggested class looks unlabelled."""
+        return self.given == BACKGROUND
+
+
+def evidence_from_mask(gt: np.ndarray, probs: np.ndarray, *, frame_box, orig_size) -> ModelEvidence:
+    """Pair a full-frame annotation with a confidence map.
+
+    Args:
+        gt: (H, W) uint8 given class ids, the full photo frame.
+        probs: (K, h, w) uint8 quantised softmax in the crop frame.
+        frame_box: ``(x0, y0, x1, y1)`` the map covers (the export's ``crop_box`` or the photo).
+        orig_size: ``(W, H)``.
+
+    Returns:
+        The evidence, labels resized to (h, w) with nearest neighbour.
+    """
+    x0, y0, x1, y1 = (int(v) for v in frame_box)
+    h, w = probs.shape[1:]
+    labels = cv2.resize(np.ascontiguousarray(gt[y0:y1, x0:x1]), (w, h), interpolation=cv2.INTER_NEAREST)
+    return ModelEvidence(np.ascontiguousarray(probs, dtype=np.uint8), labels, (x0, y0, x1, y1),
+                         tuple(int(v) for v in orig_size))
+
+
+def _p_given(ev: ModelEvidence) -> np.ndarray:
+    """(h, w) float32 ``p(given label)``."""
+    return np.take_along_axis(ev.probs, ev.labels[None].astype(np.intp), 0)[0].astype(np.float32) / 255.0
+
+
+def self_confidence(ev: ModelEvidence) -> tuple[np.ndarray, np.ndarray]:
+    """Sums of ``p(j)`` over the pixels labelled ``j``, and their counts.
+
+    Returns:
+        ``(sums, counts)``: (K,) float64 and (K,) int64.
+    """
+    lab = ev.labels.ravel()
+    sums = np.bincount(lab, weights=_p_given(ev).ravel(), minlength=NUM_CLASSES)[:NUM_CLASSES]
+    return sums, np.bincount(lab, minlength=NUM_CLASSES)[:NUM_CLASSES].astype(np.int64)
+
+
+def class_thresholds(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Per-class thresholds: mean self-confidence of each class over the run.
+
+    Args:
+        sums: (K,) summed ``p(j)`` over pixels labelled ``j`` (all samples).
+        counts: (K,) number of those pixels.
+
+    Returns:
+        (K,) float64; ``inf`` for a class nobody labelled (it is never suggested).
+    """
+    sums, counts = np.asarray(sums, np.float64), np.asarray(counts, np.float64)
+    return np.where(counts > 0, sums / np.maximum(counts, 1), np.inf)
+
+
+def issue_pixels(ev: ModelEvidence, thresholds: np.ndarray) -> IssuePixels:
+    """Pixels whose given label the model confidently contradicts.
+
+    Args:
+        ev: the sample's evidence.
+        thresholds: (K,) from :func:`class_thresholds`.
+
+    Returns:
+        The flagged pixels, their suggested class and probabilities.
+    """
+    p = ev.probs.astype(np.float32) / 255.0                                   # (K, h, w)
+    t = np.asarray(thresholds, np.float64)
+    p_given = _p_given(ev)
+    above = p >= t[:, None, None]
+    np.put_along_axis(above, ev.labels[None].astype(np.intp), False, 0)       # other classes only
+    candidate = np.where(above, p, -1.0)
+    suggested = candidate.argmax(0).astype(np.uint8)
+    p_sug = candidate.max(0)
+    flagged = (p_given < t[ev.labels]) & (p_sug >= 0)
+    return IssuePixels(flagged, np.where(flagged, suggested, 0).astype(np.uint8),
+                       np.where(flagged, p_sug, 0.0).astype(np.float32), p_given)
+
+
+def findings(ev: ModelEvidence, issues: IssuePixels) -> list[Finding]:
+    """Aggregate flagged pixels per connected region of the annotation.
+
+    A region of a non-background class (8-connected) is a finding when at least
+    :data:`REGION_SHARE` of its pixels are flagged; its suggested class is the most frequent one
+    among them (background: the region looks unlabelled-worthy, e.g. a stray blob). In the
+    background, each 8-connected patch of pixels flagged with one class is a finding (a missed
+    garment). Findings smaller than :data:`MIN_SHARE` of the labelled person (at least
+    :data:`MIN_PIXELS`) are dropped.
+
+    Returns:
+        The findings, largest first.
+    """
+    fg = int((ev.labels != BACKGROUND).sum())
+    smallest = max(MIN_PIXELS, MIN_SHARE * fg)
+    out: list[Finding] = []
+    for c in np.unique(ev.labels):
+        region_mask = ev.labels == c
+        if c == BACKGROUND:
+            for j in np.unique(issues.suggested[region_mask & issues.flagged]):
+                out += _patches(region_mask & issues.flagged & (issues.suggested == j), int(c), int(j),
+                                issues, smallest)
+            continue
+        n, regions, stats, _ = cv2.connectedComponentsWithStats(region_mask.view(np.uint8), connectivity=8)
+        for r in range(1, n):
+            area = int(stats[r, cv2.CC_STAT_AREA])
+            if area < smallest:
+                continue
+            inside = regions == r
+            hit = inside & issues.flagged
+            if hit.sum() < REGION_SHARE * area:
+                continue
+            j = int(np.bincount(issues.suggested[hit]).argmax())
+            pix = hit & (issues.suggested == j)
+            out.append(Finding(int(c), j, area, int(pix.sum()), float(issues.p_suggested[pix].mean()), pix))
+    return sorted(out, key=lambda f: -f.pixels)
+
+
+def _patches(mask: np.ndarray, given: int, suggested: int, issues: IssuePixels, smallest: float) -> list[Finding]:
+    """One finding per connected patch of ``mask`` of at least ``smallest`` pixels."""
+    n, patches, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    out = []
+    for r in np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= smallest) + 1:
+        pix = patches == r
+        area = int(stats[r, cv2.CC_STAT_AREA])
+        out.append(Finding(given, suggested, area, area, float(issues.p_suggested[pix].mean()), pix))
+    return out
+
+
+def disagreement(ev: ModelEvidence, issues: IssuePixels, found: list[Finding]) -> float:
+    """How much of the labelled person the findings contradict: the findings' pixels, each
+    weighted by its margin ``p(suggested) - p(given)``, as a share of the person's pixels
+    (at least :data:`MIN_SHARE` x 10 of the map, so an almost empty annotation does not divide
+    by nothing).
+
+    Returns:
+        A statistic >= 0 (0 = no finding); judged against the run's distribution by the check.
+    """
+    if not found:
+        return 0.0
+    pix = np.logical_or.reduce([f.mask for f in found])
+    margin = float((issues.p_suggested - issues.p_given)[pix].clip(0).sum())
+    person = max(int((ev.labels != BACKGROUND).sum()), 10 * MIN_SHARE * ev.labels.size)
+    return margin / person
+
+
+def issue_map(found: list[Finding], shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) uint8: each finding's pixels carry its suggested class id, 0 elsewhere."""
+    out = np.zeros(shape, np.uint8)
+    for f in sorted(found, key=lambda f: f.pixels):  # larger findings win overlaps (none expected)
+        out[f.mask] = f.suggested
+    return out
