@@ -32,6 +32,7 @@ from clothcurate.training.run import train_eval
 
 SIZE = 64
 ENCODER = "tf_efficientnet_lite0"
+SLICE = "train-slice"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -51,7 +52,7 @@ def export_dir(ccp_dataset, tmp_path_factory) -> Path:
 
     from clothcurate.curation.export import export_folds
 
-    name = "train-slice"
+    name = SLICE
     if not fo.dataset_exists(name):
         ccp_dataset.take(24, seed=0).clone(name)
     out = tmp_path_factory.mktemp("export") / "folds"
@@ -70,7 +71,7 @@ def _train(export_dir: Path, run_dir: Path, **overrides):
 def run_dir(export_dir, tmp_path_factory) -> Path:
     """A 2-fold, 1-epoch FPN run on the export."""
     out = tmp_path_factory.mktemp("runs") / "fpn"
-    _train(export_dir, out)
+    _train(export_dir, out, dataset=SLICE)     # and written back to the FiftyOne slice
     return out
 
 
@@ -109,7 +110,7 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 def test_run_folder_follows_the_contract(run_dir, export_dir, ccp_dir):
     export = read_export(export_dir)
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["options"]["arch"] == "fpn" and config["options"]["image_size"] == SIZE
+    assert config["arch"] == config["options"]["arch"] == "fpn" and config["options"]["image_size"] == SIZE
     assert config["export"] == json.loads((export_dir / "export.json").read_text())
     assert config["versions"]["torch"] and config["machine"]["cpu"] and config["finished"]
 
@@ -144,6 +145,10 @@ def test_run_folder_follows_the_contract(run_dir, export_dir, ccp_dir):
         # equal-sized crops: the mean per-sample pixel accuracy is the fold's pixel accuracy
         accs = [float(r["pixel_acc"]) for r in per_sample if int(r["fold"]) == k]
         assert np.mean(accs) == pytest.approx(entry["opened"]["mean"]["pixel_accuracy"], abs=1e-5)
+    import fiftyone as fo
+
+    written = fo.load_dataset(SLICE)
+    assert written.has_sample_field("pred_fpn") and written.count("iou_fpn") == len(export.samples)
     summary_cm = np.array(metrics["summary"]["opened"]["confusion"])
     assert summary_cm.sum() == len(export.samples) * SIZE * SIZE
 

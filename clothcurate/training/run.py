@@ -185,7 +185,7 @@ def _start_config(run_dir: Path, options: dict[str, Any], export: ExportFolder, 
         if previous.get("export", {}).get("created") != export.meta.get("created"):
             raise BadInputError(f"{path}: this run folder was made from another export (created "
                                 f"{previous.get('export', {}).get('created')}); use another --out")
-    config = {"options": options, "export": export.meta, "export_dir": str(export.root),
+    config = {"arch": options["arch"], "encoder": options["encoder"], "options": options, "export": export.meta, "export_dir": str(export.root),
               "versions": _versions(), "machine": _machine(ctx),
               "started": previous.get("started", _now()), "resumed": previous.get("resumed", -1) + 1,
               "finished": None}

@@ -65,7 +65,8 @@ class WriteBackReport:
         mean_iou / mean_pixel_acc: means over the written samples (None when none was written).
         views: the saved views written.
         seconds: wall time of the write-back.
-        timings: seconds per phase: ``score`` (decode, score, copy), ``database`` (fields, views).
+        timings: seconds per phase: ``score`` (read keys, decode, score, copy PNGs), ``database``
+            (bulk field writes, saved views).
     """
 
     dataset: str
@@ -134,9 +135,9 @@ def _scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
     """Mean IoU over the classes present in GT or prediction, and pixel accuracy, of one image.
 
     The (K, K) confusion matrix is one OpenCV histogram of ``gt * K + pred``, which fits uint8
-    (K*K = 225 bins); the scores are :func:`~clothcurate.training.metrics.scores_from_confusion`'s,
-    so they follow metrics.json's conventions exactly (and equal ``per_sample_scores``'s, which
-    is several times slower per image on the CPU; see bench/writeback.py).
+    (K*K = 225 <= 256); the scores are :func:`~clothcurate.training.metrics.scores_from_confusion`'s,
+    so they follow metrics.json's conventions exactly. They equal ``per_sample_scores``'s, which
+    takes about five times longer per image on the CPU (bench/writeback.py).
 
     Args:
         pred: (H, W) uint8 predicted class ids in 0..K-1.
@@ -146,8 +147,8 @@ def _scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
         ``(iou, pixel_acc)``; NaN when no pixel counts.
     """
     k = NUM_CLASSES
-    hist = cv2.calcHist([gt * np.uint8(k) + pred], [0], None, [k * k], [0, k * k])
-    mean = scores_from_confusion(hist.reshape(k, k).astype(np.int64))["mean"]
+    hist = cv2.calcHist([gt * np.uint8(k) + pred], [0], None, [256], [0, 256])  # 256 bins: OpenCV's fast path
+    mean = scores_from_confusion(hist[: k * k].reshape(k, k).astype(np.int64))["mean"]
     return (math.nan if mean["iou"] is None else mean["iou"],
             math.nan if mean["pixel_accuracy"] is None else mean["pixel_accuracy"])
 
@@ -185,6 +186,71 @@ def _nan_to_none(x: float) -> float | None:
     return None if math.isnan(x) else x
 
 
+def _score_all(preds: dict[str, Path], gt_of: dict[str, str | None], out_dir: Path, report: WriteBackReport,
+               *, progress: bool) -> dict[str, tuple[float, float]]:
+    """Score and copy every prediction whose key is a sample (two threads); rejects go to ``report``.
+
+    Returns:
+        ``{key: (iou, pixel_acc)}`` of the written predictions.
+    """
+    todo = [k for k in preds if k in gt_of]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scores: dict[str, tuple[float, float]] = {}
+    with ThreadPoolExecutor(_THREADS) as pool:
+        results = pool.map(lambda k: _score_one(preds[k], gt_of[k], out_dir / f"{k}.png"), todo)
+        for key, res in tqdm(zip(todo, results), total=len(todo), desc=f"write-back {out_dir.name}",
+                             unit="img", disable=not progress):
+            if isinstance(res, str):
+                report.rejected.append(f"{key} ({preds[key]}): {res}")
+            else:
+                scores[key] = res
+    return scores
+
+
+def _write_fields(ds, keys: list[str], scores: dict[str, tuple[float, float]], out_dir: Path, arch: str) -> None:
+    """Bulk-write ``pred_/iou_/pixel_acc_<arch>`` (None where no score), drop stale copies, save views."""
+    from clothcurate.curation.db import fiftyone
+
+    fo = fiftyone()
+    pred_field, iou_field = f"pred_{arch}", f"iou_{arch}"
+    none = (None, None)
+    ds.set_values(pred_field, [fo.Segmentation(mask_path=str(out_dir / f"{k}.png")) if k in scores else None
+                               for k in keys])
+    ds.set_values(iou_field, [_nan_to_none(scores.get(k, none)[0]) for k in keys])
+    ds.set_values(f"pixel_acc_{arch}", [_nan_to_none(scores.get(k, none)[1]) for k in keys])
+    for stale in out_dir.glob("*.png"):  # an earlier write-back's copies (or temp files) without a score now
+        if stale.stem not in scores:
+            stale.unlink(missing_ok=True)
+    if not ds.default_mask_targets and pred_field not in ds.mask_targets:
+        ds.mask_targets = {**ds.mask_targets, pred_field: mask_targets()}
+        ds.save()
+    scored = ds.exists(iou_field)
+    ds.save_view(f"best-{arch}", scored.sort_by(iou_field, reverse=True), overwrite=True)
+    ds.save_view(f"worst-{arch}", scored.sort_by(iou_field), overwrite=True)
+
+
+def _write_back(ds, run_dir: Path, arch: str, preds: dict[str, Path], *, progress: bool) -> WriteBackReport:
+    """The write-back proper, on an open dataset and a checked run folder."""
+    t0 = time.perf_counter()
+    report = WriteBackReport(dataset=ds.name, arch=arch, run_dir=str(run_dir))
+    keys, gt_paths = ds.values(["key", "ground_truth.mask_path"])
+    gt_of = dict(zip(keys, gt_paths))
+    report.unknown_keys = [k for k in preds if k not in gt_of]
+    out_dir = mask_dir(ds.name, f"pred_{arch}").resolve()  # absolute mask paths in the dataset
+    scores = _score_all(preds, gt_of, out_dir, report, progress=progress)
+    t_db = time.perf_counter()
+    _write_fields(ds, keys, scores, out_dir, arch)
+    report.views = (f"best-{arch}", f"worst-{arch}")
+    report.written = len(scores)
+    report.without_prediction = len(keys) - len(scores)
+    if scores:
+        report.mean_iou = float(np.nanmean([s[0] for s in scores.values()]))
+        report.mean_pixel_acc = float(np.nanmean([s[1] for s in scores.values()]))
+    report.seconds = time.perf_counter() - t0
+    report.timings = {"score": round(t_db - t0, 3), "database": round(time.perf_counter() - t_db, 3)}
+    return report
+
+
 def write_back(run_dir: Path, *, dataset: str, arch: str | None = None, progress: bool = True) -> WriteBackReport:
     """Write a run's predictions and per-sample scores into the FiftyOne dataset ``dataset``.
 
@@ -192,7 +258,8 @@ def write_back(run_dir: Path, *, dataset: str, arch: str | None = None, progress
     workspace), ``iou_<arch>`` (mean IoU over the classes present in ground truth or prediction)
     and ``pixel_acc_<arch>``; samples without a usable prediction get None (a re-run with another
     run replaces the previous values). The saved views ``best-<arch>`` (IoU descending) and
-    ``worst-<arch>`` (ascending) hold the samples that have a prediction. Re-running is idempotent.
+    ``worst-<arch>`` (ascending) hold the samples that have a prediction. Re-running is
+    idempotent, and an interrupted write-back is completed by re-running it.
 
     Args:
         run_dir: train-eval run folder with ``config.json`` and ``predictions/<key>.png``
@@ -210,60 +277,8 @@ def write_back(run_dir: Path, *, dataset: str, arch: str | None = None, progress
     """
     from clothcurate.curation.db import load_dataset
 
-    t0 = time.perf_counter()
     arch, preds = _read_run(run_dir, arch)
-    ds = load_dataset(dataset)
-    pred_field, iou_field, acc_field = f"pred_{arch}", f"iou_{arch}", f"pixel_acc_{arch}"
-    report = WriteBackReport(dataset=dataset, arch=arch, run_dir=str(run_dir))
-
-    keys, gt_paths = ds.values(["key", "ground_truth.mask_path"])
-    gt_of = dict(zip(keys, gt_paths))
-    report.unknown_keys = [k for k in preds if k not in gt_of]
-    todo = [k for k in preds if k in gt_of]
-    out_dir = mask_dir(dataset, pred_field)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    scores: dict[str, tuple[float, float]] = {}
-    t_score = time.perf_counter()
-    with ThreadPoolExecutor(_THREADS) as pool:
-        results = pool.map(lambda k: _score_one(preds[k], gt_of[k], out_dir / f"{k}.png"), todo)
-        for key, res in tqdm(zip(todo, results), total=len(todo), desc=f"write-back {pred_field}",
-                             unit="img", disable=not progress):
-            if isinstance(res, str):
-                report.rejected.append(f"{key} ({preds[key]}): {res}")
-            else:
-                scores[key] = res
-    t_db = time.perf_counter()
-    fo = __import__("fiftyone")
-    seg, ious, accs = [], [], []
-    for k in keys:
-        s = scores.get(k)
-        seg.append(fo.Segmentation(mask_path=str((out_dir / f"{k}.png").resolve())) if s else None)
-        ious.append(_nan_to_none(s[0]) if s else None)
-        accs.append(_nan_to_none(s[1]) if s else None)
-    ds.set_values(pred_field, seg)
-    ds.set_values(iou_field, ious)
-    ds.set_values(acc_field, accs)
-    for stale in out_dir.glob("*.png"):  # copies of an earlier write-back for samples without a prediction now
-        if stale.stem not in scores:
-            stale.unlink(missing_ok=True)
-    if not ds.default_mask_targets and pred_field not in ds.mask_targets:
-        ds.mask_targets = {**ds.mask_targets, pred_field: mask_targets()}
-        ds.save()
-
-    scored = ds.exists(iou_field)
-    report.views = (f"best-{arch}", f"worst-{arch}")
-    ds.save_view(report.views[0], scored.sort_by(iou_field, reverse=True), overwrite=True)
-    ds.save_view(report.views[1], scored.sort_by(iou_field), overwrite=True)
-
-    report.written = len(scores)
-    report.without_prediction = len(keys) - len(scores)
-    if scores:
-        report.mean_iou = float(np.nanmean([s[0] for s in scores.values()]))
-        report.mean_pixel_acc = float(np.nanmean([s[1] for s in scores.values()]))
-    report.seconds = time.perf_counter() - t0
-    report.timings = {"score": round(t_db - t_score, 3), "database": round(time.perf_counter() - t_db, 3)}
-    return report
+    return _write_back(load_dataset(dataset), run_dir, arch, preds, progress=progress)
 
 
 def import_predictions(run_dir: Path, *, dataset: str) -> WriteBackReport:
@@ -284,11 +299,10 @@ def import_predictions(run_dir: Path, *, dataset: str) -> WriteBackReport:
     """
     from clothcurate.curation.db import load_dataset
 
-    _, preds = _read_run(run_dir, None)
-    known = set(load_dataset(dataset).values("key"))
-    if not known.intersection(preds):
-        example = next(iter(preds))
+    arch, preds = _read_run(run_dir, None)
+    ds = load_dataset(dataset)
+    if not set(ds.values("key")).intersection(preds):
         raise BadInputError(f"{Path(run_dir) / 'predictions'}: none of the {len(preds)} prediction keys "
-                            f"(e.g. {example!r}) is a sample of dataset {dataset!r}; pass the --dataset the run "
-                            "was exported from")
-    return write_back(run_dir, dataset=dataset)
+                            f"(e.g. {next(iter(preds))!r}) is a sample of dataset {dataset!r}; pass the "
+                            "--dataset the run was exported from")
+    return _write_back(ds, run_dir, arch, preds, progress=True)

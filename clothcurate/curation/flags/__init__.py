@@ -3,8 +3,9 @@
 The checks live in a registry (:mod:`.registry`), one module per family: :mod:`.content`
 (background only, no person), :mod:`.shape` (fragments, holes, detached parts),
 :mod:`.statistics` (layout, area outliers, class combinations; learned from the dataset) and
-:mod:`.raw` (source labels the label map sent to background). :mod:`.scoring` combines their
-scores into ``label_quality``.
+:mod:`.raw` (source labels the label map sent to background), and, given a training run,
+:mod:`.model` (confident learning on out-of-fold softmax). :mod:`.scoring` combines their scores
+into ``label_quality``.
 
 Example::
 
@@ -20,8 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from clothcurate.curation.flags import scoring
+from clothcurate.curation.flags import model, scoring
 from clothcurate.curation.flags.engine import fit_and_score, measure_files
+from clothcurate.curation.flags.internal.run_folder import ConfidenceRef, confidence_refs
 from clothcurate.curation.flags.registry import Check, all_checks
 from clothcurate.curation.flags.report import FlagReport
 from clothcurate.errors import BadInputError
@@ -44,11 +46,14 @@ def flag_errors(dataset: str, *, model_run: Path | None = None, progress: bool =
     (0 = surely wrong ... 1 = clean), the tags ``bg_only`` / ``suspicious`` (replacing the ones of
     an earlier run; ``reject`` / ``ok`` are never touched), the saved views ``bg-only`` and
     ``suspicious`` (worst first) and the checks' descriptions (``dataset.info["checks"]`` and the
-    ``issues`` field's description, both visible in the App).
+    ``issues`` field's description, both visible in the App). With ``model_run`` also the
+    model-assisted findings (:mod:`.model`): the check ``model_disagreement``, ``label_findings``
+    (one line per region) and the ``label_issues`` mask; without it, those of an earlier run are
+    removed.
 
     Args:
         dataset: FiftyOne dataset name.
-        model_run: a train-eval run folder for model-assisted findings (not available yet).
+        model_run: a train-eval run folder with ``confidence/<key>.npz`` out-of-fold softmax maps.
         progress: show a progress bar.
         workers: processes that read the masks (default: up to 2).
 
@@ -56,24 +61,34 @@ def flag_errors(dataset: str, *, model_run: Path | None = None, progress: bool =
         The report (counts per reason, the 20 worst samples).
 
     Raises:
-        BadInputError: unknown dataset, missing mask file, ``model_run`` given.
+        BadInputError: unknown dataset, missing mask file, a run folder without confidence maps
+            or whose export folder (crop boxes) is missing.
     """
-    if model_run is not None:
-        raise BadInputError(f"--model is not available yet ({model_run}): model-assisted findings come "
-                            "with a later release; run flag-errors without --model")
     from clothcurate.curation.db import load_dataset
 
     t0 = time.perf_counter()
     ds = load_dataset(dataset)
-    checks = [c for c in all_checks() if not c.needs & {"model", "image"}]
-    ids, keys, jobs = _jobs(ds)
+    refs = confidence_refs(model_run) if model_run is not None else None
+    skipped = {"image"} if refs is not None else {"image", "model"}
+    checks = [c for c in all_checks() if not c.needs & skipped]
+    ids, keys, jobs = _jobs(ds, refs or {})
+    if refs is not None and not set(refs) & set(keys):
+        raise BadInputError(f"{model_run}: none of its {len(refs)} confidence maps (e.g. {next(iter(refs))}) is a "
+                            f"sample of dataset {dataset!r}; pass the --dataset the run was exported from")
     measurements = measure_files(jobs, checks, workers=workers, progress=progress)
-    scores = fit_and_score(measurements, checks)
+    fitted: dict = {}
+    scores = fit_and_score(measurements, checks, fitted=fitted)
     quality = scoring.label_quality(scores, checks)
     found = scoring.issues(scores, checks)
     bg_only = np.array(["background_only" in f for f in found])
     suspicious = scoring.suspicious(quality, found)
     _write(ds, ids, quality, found, bg_only, suspicious, checks, scores)
+    if refs is not None:
+        model.write_findings(ds, dataset=dataset, ids=ids, keys=keys, progress=progress,
+                             evidence=[m[model.model_disagreement.name] for m in measurements],
+                             stats=fitted[model.model_disagreement.name])
+    else:
+        model.clear_findings(ds, dataset=dataset)
 
     order = np.argsort(quality, kind="stable")[:WORST_SHOWN]
     return FlagReport(
@@ -85,7 +100,7 @@ def flag_errors(dataset: str, *, model_run: Path | None = None, progress: bool =
         seconds=time.perf_counter() - t0)
 
 
-def _jobs(ds) -> tuple[list[str], list[str], list[tuple]]:
+def _jobs(ds, refs: dict[str, ConfidenceRef]) -> tuple[list[str], list[str], list[tuple]]:
     """Sample ids, keys and :func:`read_sample` arguments, in the dataset's order."""
     ids, keys, sources, gt_paths, images = ds.values(["id", "key", "source", "ground_truth.mask_path", "filepath"])
     raw_paths = {}
@@ -101,7 +116,7 @@ def _jobs(ds) -> tuple[list[str], list[str], list[tuple]]:
         if gt is None:
             raise BadInputError(f"sample {key or ids[i]}: no ground_truth mask; re-run `clothcurate ingest --overwrite`")
         raw = raw_paths[src][i] if src in raw_paths else None
-        jobs.append((key, gt, raw, background_ids.get(src, ()), images[i]))
+        jobs.append((key, gt, raw, background_ids.get(src, ()), images[i], refs.get(key)))
     return ids, keys, jobs
 
 

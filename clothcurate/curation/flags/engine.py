@@ -36,7 +36,7 @@ def measure_files(jobs: list[tuple], checks: list[Check], *, workers: int | None
 
     Args:
         jobs: one tuple of :func:`~clothcurate.curation.flags.sample.read_sample` arguments per
-            sample (``key, gt_path, raw_path, raw_background_ids, image_path``).
+            sample (``key, gt_path, raw_path, raw_background_ids, image_path, model_ref``).
         checks: the checks to measure for.
         workers: processes (default: up to 2, the CPU count; 1 = in this process).
         progress: show a tqdm bar.
@@ -54,12 +54,14 @@ def measure_files(jobs: list[tuple], checks: list[Check], *, workers: int | None
         return list(tqdm(pool.map(_measure_job, jobs, [names] * len(jobs), chunksize=16), **bar))
 
 
-def fit_and_score(measurements: list[dict[str, Any]], checks: list[Check]) -> np.ndarray:
+def fit_and_score(measurements: list[dict[str, Any]], checks: list[Check], *,
+                  fitted: dict[str, Any] | None = None) -> np.ndarray:
     """Fit every check's dataset statistics on all measurements, then score each sample.
 
     Args:
         measurements: N dicts from :func:`measure` / :func:`measure_files`.
         checks: the C checks (each must have been measured).
+        fitted: if given, receives ``{check name: fitted stats}`` (for writing explanations).
 
     Returns:
         (N, C) float64 scores in [0, 1], columns in the order of ``checks``.
@@ -68,6 +70,8 @@ def fit_and_score(measurements: list[dict[str, Any]], checks: list[Check]) -> np
     for j, c in enumerate(checks):
         ms = [m[c.name] for m in measurements]
         stats = c.fit(ms) if c.fit is not None else None
+        if fitted is not None:
+            fitted[c.name] = stats
         scores[:, j] = [c.score(m, stats) for m in ms]
     return np.clip(scores, 0.0, 1.0)
 

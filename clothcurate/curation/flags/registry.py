@@ -28,7 +28,7 @@ from typing import Any, Callable
 from clothcurate.curation.flags.sample import SampleMasks
 
 #: the modules whose import registers the built-in checks
-FAMILIES = ("content", "shape", "statistics", "raw")
+FAMILIES = ("content", "shape", "statistics", "raw", "model")
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,8 @@ def all_checks() -> list[Check]:
     """Every registered check, built-in families first, in registration order."""
     for fam in FAMILIES:
         importlib.import_module(f"{__package__}.{fam}")
-    return list(_REGISTRY.values())
+    rank = {fam: i for i, fam in enumerate(FAMILIES)}
+    return sorted(_REGISTRY.values(), key=lambda c: rank.get(c.family, len(FAMILIES)))  # stable
 
 
 def get_check(name: str) -> Check:

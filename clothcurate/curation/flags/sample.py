@@ -12,6 +12,8 @@ from functools import cached_property
 import cv2
 import numpy as np
 
+from clothcurate.curation.flags.internal.confident import ModelEvidence
+from clothcurate.curation.flags.internal.run_folder import ConfidenceRef, load_evidence
 from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import BACKGROUND, NUM_CLASSES
 
@@ -55,6 +57,8 @@ class SampleMasks:
         raw_background_ids: source ids (other than 0, the source's own background) that the label
             map sends to background, e.g. CCP ``accessories``, ``belt``.
         image_path: the photo, for checks that compare the mask with the picture (may be None).
+        model: a training run's out-of-fold softmax paired with this annotation (model-assisted
+            checks), or None.
     """
 
     key: str
@@ -62,6 +66,7 @@ class SampleMasks:
     raw: np.ndarray | None = None
     raw_background_ids: tuple[int, ...] = ()
     image_path: str | None = None
+    model: ModelEvidence | None = None
 
     @cached_property
     def class_pixels(self) -> np.ndarray:
@@ -111,7 +116,7 @@ class SampleMasks:
 
 
 def read_sample(key: str, gt_path: str, raw_path: str | None = None, raw_background_ids: tuple[int, ...] = (),
-                image_path: str | None = None) -> SampleMasks:
+                image_path: str | None = None, model_ref: ConfidenceRef | None = None) -> SampleMasks:
     """Read one sample's mask PNGs at the working resolution.
 
     Args:
@@ -120,17 +125,20 @@ def read_sample(key: str, gt_path: str, raw_path: str | None = None, raw_backgro
         raw_path: the source-label PNG (``raw_<source>.mask_path``), if any.
         raw_background_ids: source ids the label map sends to background (besides 0).
         image_path: the photo.
+        model_ref: the sample's confidence map in a training run, if any.
 
     Returns:
-        The sample, both masks sampled at the stride that fits :data:`WORK_SIDE`.
+        The sample, both masks sampled at the stride that fits :data:`WORK_SIDE` (the model
+        evidence is paired with the full-resolution annotation).
 
     Raises:
-        BadInputError: a mask file is missing or not a single-channel 8-bit PNG.
+        BadInputError: a mask file or confidence map is missing or malformed.
     """
     gt = _read_mask(key, gt_path)
     raw = _read_mask(key, raw_path) if raw_path else None
     return SampleMasks(key, working_resolution(gt), None if raw is None else working_resolution(raw),
-                       tuple(raw_background_ids), image_path)
+                       tuple(raw_background_ids), image_path,
+                       None if model_ref is None else load_evidence(key, gt, model_ref))
 
 
 def working_resolution(mask: np.ndarray) -> np.ndarray:

@@ -23,6 +23,9 @@ import numpy as np
 
 from clothcurate.labelmaps import BACKGROUND, NUM_CLASSES
 
+#: id that the ``label_issues`` mask gives pixels the model sees as background (0 means "no
+#: finding" there)
+SHOULD_BE_BACKGROUND = 255
 #: a region of the annotation with at least this share of its pixels flagged is a finding
 REGION_SHARE = 0.5
 #: a finding covers at least this share of the labelled person (and MIN_PIXELS map pixels)
@@ -237,8 +240,9 @@ def disagreement(ev: ModelEvidence, issues: IssuePixels, found: list[Finding]) -
 
 
 def issue_map(found: list[Finding], shape: tuple[int, int]) -> np.ndarray:
-    """(h, w) uint8: each finding's pixels carry its suggested class id, 0 elsewhere."""
+    """(h, w) uint8: each finding's pixels carry its suggested class id
+    (:data:`SHOULD_BE_BACKGROUND` for background), 0 elsewhere."""
     out = np.zeros(shape, np.uint8)
-    for f in sorted(found, key=lambda f: f.pixels):  # larger findings win overlaps (none expected)
-        out[f.mask] = f.suggested
+    for f in found:  # findings never overlap: each lies in one region of one given class
+        out[f.mask] = f.suggested if f.suggested != BACKGROUND else SHOULD_BE_BACKGROUND
     return out
