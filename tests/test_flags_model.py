@@ -17,13 +17,30 @@ import pytest
 from clothcurate.curation.crop import crop_box
 from clothcurate.curation.flags import flag_errors
 from clothcurate.curation.flags.engine import score_samples
-from clothcurate.curation.flags.internal.confident import SHOULD_BE_BACKGROUND, ModelEvidence, issue_pixels
-from clothcurate.curation.flags.model import describe, fit_model, judge, model_disagreement
-from clothcurate.curation.flags.sample import SampleMasks, working_resolution
+from clothcurate.curation.flags.internal.confident import (
+    SHOULD_BE_BACKGROUND,
+    ModelEvidence,
+    issue_pixels,
+)
+from clothcurate.curation.flags.model import (
+    describe,
+    fit_model,
+    judge,
+    model_disagreement,
+)
+from clothcurate.curation.flags.sample import SampleMasks
 from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import NUM_CLASSES, TARGET_CLASSES
 
 C = {name: i for i, name in enumerate(TARGET_CLASSES)}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _ingest_first(ccp_dataset):
+    """Ingest (fork-based worker pool) before this module runs OpenCV in the test process: a
+    worker forked after OpenCV's thread pool started deadlocks in ``cv2.setNumThreads``."""
+
+
 P_TRUE = 0.9
 HW = 40          # confidence map side
 SCALE = 2        # photo pixels per map pixel along each axis (frame box 80 x 80)
@@ -145,16 +162,17 @@ S = 160  # model input side of the fake run; maps are S / 4
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    _, lab, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
     return lab == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
 
 
 @pytest.fixture(scope="module")
 def flagged_with_model(ccp_dataset, tmp_path_factory):
-    """A 12-sample clone of CCP, one sample's largest garment region relabelled to a confusable
-    class; a run folder whose confidence maps come from the original annotation."""
+    """A 40-sample clone of CCP (enough that one bad sample lies in the tail, not in the 95th
+    percentile), one sample's largest garment region relabelled to a confusable class; a run
+    folder whose confidence maps come from the original annotation."""
     tmp = tmp_path_factory.mktemp("model-run")
-    ds = ccp_dataset.limit(12).clone("flags-model")
+    ds = ccp_dataset.limit(40).clone("flags-model")
     keys, paths, boxes = ds.values(["key", "ground_truth.mask_path", "person.bounding_box"])
     gts = [cv2.imread(p, cv2.IMREAD_UNCHANGED) for p in paths]
     # the largest garment whose confusable partner the sample does not have (so the relabelled
@@ -193,7 +211,7 @@ def flagged_with_model(ccp_dataset, tmp_path_factory):
 
 
 def test_end_to_end_finding_mask_quality_and_view(flagged_with_model):
-    ds, run, report, victim, cls, region, before = flagged_with_model
+    ds, _, report, victim, cls, region, before = flagged_with_model
     sample = ds.match({"key": victim}).first()
     assert "model_disagreement" in sample.issues
     given, true = CONFUSABLE[cls], cls

@@ -4,7 +4,7 @@ The folder layout is the "Export folder" of ``docs/contracts.md``. Eligible samp
 those tagged ``reject`` and, unless ``keep_flagged``, ``bg_only`` (a sample tagged both counts as
 ``reject``). Folds come from :func:`clothcurate.curation.folds.assign_folds` on the class presence
 of the samples sorted by key, so they depend only on the eligible set and the seed. Photos and
-masks are written by a small process pool into a hidden sibling folder (``.<out>.partial``), which
+masks are written by two threads into a hidden sibling folder (``.<out>.partial``), which
 is renamed onto ``out`` only when everything is written: a failed export leaves nothing that
 looks complete. Only then is each sample's ``fold`` written back to FiftyOne (None for the
 samples left out).
@@ -19,10 +19,10 @@ Example::
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -119,7 +119,7 @@ class _Row(NamedTuple):
 
 @dataclass(frozen=True)
 class _Job:
-    """One sample to write (picklable, for the worker pool)."""
+    """One sample to write."""
 
     key: str
     photo: str
@@ -129,10 +129,6 @@ class _Job:
     crop: str | None
     size: int | None
     coco: bool
-
-
-def _init_worker() -> None:
-    cv2.setNumThreads(1)
 
 
 def _read_mask(job: _Job) -> np.ndarray:
@@ -209,24 +205,18 @@ def _select(rows: list[_Row], keep_flagged: bool) -> tuple[list[_Row], dict[str,
 
 
 def _run_jobs(jobs: list[_Job], *, workers: int, progress: bool) -> list[dict]:
-    bar = tqdm(total=len(jobs), desc="export", unit="img", disable=not progress)
+    """Run the jobs in order on ``workers`` threads (OpenCV and file copies release the GIL; threads
+    need no fork of a process that holds pymongo's threads and no re-import of ``__main__``)."""
+    results = []
+    pool = ThreadPoolExecutor(max(1, workers))
     try:
-        if workers > 1 and len(jobs) > 32:
-            # never fork: the parent holds pymongo's threads and locks
-            ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn")
-            with ctx.Pool(workers, initializer=_init_worker) as pool:
-                results = []
-                for r in pool.imap(_export_sample, jobs, chunksize=8):
-                    results.append(r)
-                    bar.update()
-                return results
-        results = []
-        for job in jobs:
-            results.append(_export_sample(job))
-            bar.update()
+        with tqdm(total=len(jobs), desc="export", unit="img", disable=not progress) as bar:
+            for res in pool.map(_export_sample, jobs):
+                results.append(res)
+                bar.update()
         return results
     finally:
-        bar.close()
+        pool.shutdown(wait=True, cancel_futures=True)  # on failure: no job left writing
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -265,7 +255,7 @@ def export_folds(*, dataset: str, out: Path, folds: int = 5, seed: int = 0, fmt:
         keep_flagged: keep ``bg_only``-tagged samples (``reject`` ones are always left out).
         overwrite: replace a non-empty ``out``.
         progress: show a progress bar.
-        workers: writer processes (default: 2, or fewer CPUs).
+        workers: writer threads (default: 2, or fewer CPUs).
 
     Returns:
         The report (``summary()`` prints what was left out and the fold/class table).

@@ -15,7 +15,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 import time
@@ -31,15 +30,13 @@ from clothcurate.curation.db import open_or_create
 from clothcurate.curation.photos import probe_photo
 from clothcurate.curation.sources import SampleRef, Source, get_source
 from clothcurate.errors import BadInputError, BadSampleError
+from clothcurate.atomic import write_json, write_mask_png
 from clothcurate.labelmaps import NUM_CLASSES, TARGET_CLASSES, LabelMap, load_labelmap
 from clothcurate.workspace import dataset_dir, mask_dir, sample_key
 
 __all__ = ["ingest", "IngestReport"]
 
 _BATCH = 256  # samples per bulk insert
-# Label masks are long runs of few values: zlib level 1 with the run-length strategy writes them
-# faster and smaller (about 4 KiB for a CCP mask) than the default strategy.
-_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
 
 
 @dataclass
@@ -99,13 +96,6 @@ def _init_worker(source: Source, labelmap: LabelMap, outputs: dict[str, tuple[st
     _W.update(source=source, labelmap=labelmap, outputs=outputs)
 
 
-def _write_png(path: str, mask: np.ndarray) -> None:
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)[:-4]}.tmp.png")
-    if not cv2.imwrite(tmp, mask, _PNG):
-        raise OSError(f"cannot write {tmp}")
-    os.replace(tmp, path)
-
-
 def _process(ref: SampleRef) -> dict:
     """Decode, check, remap and write one sample; returns its field values or its problem."""
     source: Source = _W["source"]
@@ -130,7 +120,7 @@ def _process(ref: SampleRef) -> dict:
         for fld, (raw_key, d) in _W["outputs"].items():
             arr = gt if raw_key is None else raw.masks[raw_key]
             paths[fld] = os.path.join(d, f"{key}.png")
-            _write_png(paths[fld], np.ascontiguousarray(arr, dtype=np.uint8))
+            write_mask_png(paths[fld], arr.astype(np.uint8, copy=False))
         t3 = time.perf_counter()
     except BadSampleError as e:
         return {"bad": {"source": source.name, "source_id": e.source_id, "path": e.path, "reason": e.reason}}
@@ -188,13 +178,6 @@ def _remove_source(ds, source: str, fields: list[str]) -> None:
     for fld in fields:
         for k in keys:
             Path(mask_dir(ds.name, fld), f"{k}.png").unlink(missing_ok=True)
-
-
-def _atomic_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 def ingest(*, ccp: str | Path | None = None, cfpd: str | Path | None = None, dataset: str = "clothcurate",
@@ -271,7 +254,7 @@ def ingest(*, ccp: str | Path | None = None, cfpd: str | Path | None = None, dat
                       "png": round(times["png"], 3), "database": round(times["database"], 3),
                       "total": round(time.perf_counter() - t_start, 3)}
     path = dataset_dir(dataset) / "ingest_report.json"
-    _atomic_json(path, report.to_dict())
+    write_json(path, report.to_dict())
     report.report_path = str(path)
     return report
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clothcurate.labelmaps import TARGET_CLASSES
-from clothcurate.reports._files import atomic_path
+from clothcurate.atomic import atomic_path
 from clothcurate.reports._format import duration, left_out, pct, signed
 from clothcurate.reports.colors import hex_color
 from clothcurate.reports.paper import METRICS

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clothcurate.labelmaps import TARGET_CLASSES
-from clothcurate.reports._files import atomic_path
+from clothcurate.atomic import atomic_path
 from clothcurate.reports._format import duration, left_out, pct, pm, signed
 from clothcurate.reports.paper import METRICS
 from clothcurate.reports.tables import ARCH_NAMES

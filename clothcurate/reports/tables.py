@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from clothcurate.labelmaps import TARGET_CLASSES
-from clothcurate.reports._files import atomic_path
+from clothcurate.atomic import atomic_path
 from clothcurate.reports.paper import METRICS, PaperFigures
 from clothcurate.reports.runs import Run
 from clothcurate.reports.stats import ExportStats

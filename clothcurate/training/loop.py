@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -32,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import segmentation_models_pytorch as smp
 import torch
@@ -43,13 +41,14 @@ from tqdm.auto import tqdm
 
 from clothcurate.curation.crop import paste_back
 from clothcurate.errors import BadInputError
+from clothcurate.atomic import atomic_path, write_bytes, write_mask_png
 from clothcurate.training.data import ExportSample
 from clothcurate.training.distributed import DistContext
 from clothcurate.training.metrics import ConfusionMatrix, per_sample_scores, scores_from_confusion
 from clothcurate.training.postprocess import open_predictions
 
 __all__ = ["LOSSES", "HISTORY_COLUMNS", "build_loss", "make_loader", "make_scaler", "evaluate", "TrainStep",
-           "fit_fold", "FitResult", "predict_fold", "FoldPrediction", "write_atomic"]
+           "fit_fold", "FitResult", "predict_fold", "FoldPrediction"]
 
 LOSSES = ("ce", "dice", "focal", "ce+dice")
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_miou", "lr", "seconds")
@@ -171,16 +170,8 @@ def _set_rng_state(state: dict[str, Any]) -> None:
 
 def _atomic_save(obj: Any, path: Path) -> None:
     """torch.save to a temporary file, then rename (never a half-written checkpoint)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename (never half-written)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _write_history(path: Path, history: Sequence[dict[str, float]]) -> None:
@@ -188,7 +179,7 @@ def _write_history(path: Path, history: Sequence[dict[str, float]]) -> None:
     writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(history)
-    write_atomic(path, buf.getvalue().encode())
+    write_bytes(path, buf.getvalue().encode())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -424,13 +415,6 @@ class FoldPrediction:
     per_sample: list[tuple[str, float, float]]
 
 
-def _png(mask: np.ndarray) -> bytes:
-    ok, buf = cv2.imencode(".png", mask)
-    if not ok:
-        raise RuntimeError("PNG encoding failed")
-    return buf.tobytes()
-
-
 def _npz(**arrays: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
@@ -440,8 +424,8 @@ def _npz(**arrays: np.ndarray) -> bytes:
 def _write_outputs(sample: ExportSample, opened: np.ndarray, confidence: np.ndarray, run_dir: Path) -> None:
     """Write one sample's pasted-back prediction PNG and its confidence npz (atomically)."""
     full = paste_back(opened, crop_box=sample.frame_box, orig_size=sample.orig_size)
-    write_atomic(run_dir / "predictions" / f"{sample.key}.png", _png(full))
-    write_atomic(run_dir / "confidence" / f"{sample.key}.npz", _npz(probs=confidence))
+    write_mask_png(run_dir / "predictions" / f"{sample.key}.png", full)
+    write_bytes(run_dir / "confidence" / f"{sample.key}.npz", _npz(probs=confidence))
 
 
 @torch.no_grad()

@@ -44,7 +44,8 @@ from clothcurate.errors import BadInputError
 from clothcurate.training.augment import build_transform
 from clothcurate.training.data import ExportFolder, SegmentationDataset, decode_samples, read_export
 from clothcurate.training.distributed import DistContext, setup
-from clothcurate.training.loop import LOSSES, FoldPrediction, fit_fold, predict_fold, write_atomic
+from clothcurate.atomic import write_bytes, write_json
+from clothcurate.training.loop import LOSSES, FoldPrediction, fit_fold, predict_fold
 from clothcurate.training.metrics import scores_from_confusion, summarize_folds
 from clothcurate.training.models import build_model, encoder_normalization
 
@@ -134,10 +135,6 @@ def parse_folds(spec: str, k: int) -> list[int]:
     return folds
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, (json.dumps(obj, indent=1) + "\n").encode())
-
-
 def _versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"python": sys.version.split()[0]}
     for name in _VERSIONS:
@@ -189,7 +186,7 @@ def _start_config(run_dir: Path, options: dict[str, Any], export: ExportFolder, 
               "versions": _versions(), "machine": _machine(ctx),
               "started": previous.get("started", _now()), "resumed": previous.get("resumed", -1) + 1,
               "finished": None}
-    _write_json(path, config)
+    write_json(path, config)
     return config
 
 
@@ -216,8 +213,8 @@ def _collect(run_dir: Path, arch: str, encoder: str, classes: list[str]) -> tupl
             rows += [(r["key"], int(r["fold"]), float(r["iou"]), float(r["pixel_acc"])) for r in csv.DictReader(f)]
     metrics = {"classes": classes, "arch": arch, "encoder": encoder, "primary": "opened", "folds": entries,
                "summary": summarize_folds(entries) if entries else {}}
-    _write_json(run_dir / "metrics.json", metrics)
-    write_atomic(run_dir / "per_sample.csv", _per_sample_csv(sorted(rows, key=lambda r: (r[1], r[0]))))
+    write_json(run_dir / "metrics.json", metrics)
+    write_bytes(run_dir / "per_sample.csv", _per_sample_csv(sorted(rows, key=lambda r: (r[1], r[0]))))
     return metrics, entries
 
 
@@ -277,10 +274,10 @@ def _run_fold(k: int, *, export: ExportFolder, cache, options: dict[str, Any], r
         facts = {"n_train": len(fit_idx), "n_val": len(val_idx), "n_test": len(test_pos),
                  "best_epoch": fit.best_epoch, "best_val_loss": fit.best_val_loss, "epochs_run": fit.epochs_run,
                  "stopped_early": fit.stopped_early}
-        _write_json(fold_dir / "scores.json", {"entry": entry, "fit": facts})
-        write_atomic(fold_dir / "per_sample.csv",
+        write_json(fold_dir / "scores.json", {"entry": entry, "fit": facts})
+        write_bytes(fold_dir / "per_sample.csv",
                      _per_sample_csv([(key, k, iou, acc) for key, iou, acc in pred.per_sample]))
-        write_atomic(fold_dir / "done", (_now() + "\n").encode())
+        write_bytes(fold_dir / "done", (_now() + "\n").encode())
     ctx.barrier()
 
 
@@ -350,7 +347,7 @@ def train_eval(*, arch: str, encoder: str = "tf_efficientnet_lite0", encoder_wei
         writeback = ""
         if ctx.is_main:
             metrics, entries = _collect(run_dir, arch, encoder, export.classes)
-            _write_json(run_dir / "config.json", {**config, "finished": _now()})
+            write_json(run_dir / "config.json", {**config, "finished": _now()})
             writeback = _write_back(run_dir, dataset=dataset, arch=arch)
         ctx.barrier()
     finally:

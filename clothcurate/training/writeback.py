@@ -15,7 +15,7 @@ the contracts say. The copy costs one file write of bytes that are read for scor
 
 Decoding and histograms (OpenCV) release the GIL, so a small thread pool overlaps them
 without forking a process that may hold CUDA or OpenMP state (write-back runs at the end of
-train-eval). FiftyOne is imported only inside :func:`write_back`.
+train-eval). FiftyOne is imported only when writing, so this module imports without it.
 
 Example::
 
@@ -26,8 +26,6 @@ Example::
 from __future__ import annotations
 
 import json
-import math
-import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +36,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from clothcurate.atomic import write_bytes
 from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import NUM_CLASSES, mask_targets
 from clothcurate.training.metrics import scores_from_confusion
@@ -47,6 +46,7 @@ __all__ = ["WriteBackReport", "write_back", "import_predictions"]
 
 _ARCH = re.compile(r"^[a-z0-9_]+$")  # becomes part of field names
 _THREADS = 2
+_Score = tuple[float | None, float | None]  # (iou, pixel_acc) of one sample
 
 
 @dataclass
@@ -131,7 +131,7 @@ def _read_run(run_dir: Path, arch: str | None) -> tuple[str, dict[str, Path]]:
     return arch, preds
 
 
-def _scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
+def _scores(pred: np.ndarray, gt: np.ndarray) -> _Score:
     """Mean IoU over the classes present in GT or prediction, and pixel accuracy, of one image.
 
     The (K, K) confusion matrix is one OpenCV histogram of ``gt * K + pred``, which fits uint8
@@ -144,16 +144,15 @@ def _scores(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
         gt: (H, W) uint8 true class ids in 0..K-1.
 
     Returns:
-        ``(iou, pixel_acc)``; NaN when no pixel counts.
+        ``(iou, pixel_acc)``; None when no pixel counts (an empty mask).
     """
     k = NUM_CLASSES
     hist = cv2.calcHist([gt * np.uint8(k) + pred], [0], None, [256], [0, 256])  # 256 bins: OpenCV's fast path
     mean = scores_from_confusion(hist[: k * k].reshape(k, k).astype(np.int64))["mean"]
-    return (math.nan if mean["iou"] is None else mean["iou"],
-            math.nan if mean["pixel_accuracy"] is None else mean["pixel_accuracy"])
+    return mean["iou"], mean["pixel_accuracy"]
 
 
-def _score_one(pred_path: Path, gt_path: str | None, out_path: Path) -> tuple[float, float] | str:
+def _score_one(pred_path: Path, gt_path: str | None, out_path: Path) -> _Score | str:
     """Decode one prediction and its ground truth, score it, and copy the PNG to ``out_path``.
 
     Returns:
@@ -176,18 +175,12 @@ def _score_one(pred_path: Path, gt_path: str | None, out_path: Path) -> tuple[fl
         if top >= NUM_CLASSES:
             return f"{name} has class id {top}, outside 0..{NUM_CLASSES - 1}"
     iou, acc = _scores(pred, gt)
-    tmp = out_path.with_name(f".{out_path.stem}.tmp.png")
-    tmp.write_bytes(data)
-    os.replace(tmp, out_path)
+    write_bytes(out_path, data)
     return iou, acc
 
 
-def _nan_to_none(x: float) -> float | None:
-    return None if math.isnan(x) else x
-
-
 def _score_all(preds: dict[str, Path], gt_of: dict[str, str | None], out_dir: Path, report: WriteBackReport,
-               *, progress: bool) -> dict[str, tuple[float, float]]:
+               *, progress: bool) -> dict[str, _Score]:
     """Score and copy every prediction whose key is a sample (two threads); rejects go to ``report``.
 
     Returns:
@@ -195,7 +188,7 @@ def _score_all(preds: dict[str, Path], gt_of: dict[str, str | None], out_dir: Pa
     """
     todo = [k for k in preds if k in gt_of]
     out_dir.mkdir(parents=True, exist_ok=True)
-    scores: dict[str, tuple[float, float]] = {}
+    scores: dict[str, _Score] = {}
     with ThreadPoolExecutor(_THREADS) as pool:
         results = pool.map(lambda k: _score_one(preds[k], gt_of[k], out_dir / f"{k}.png"), todo)
         for key, res in tqdm(zip(todo, results), total=len(todo), desc=f"write-back {out_dir.name}",
@@ -207,7 +200,7 @@ def _score_all(preds: dict[str, Path], gt_of: dict[str, str | None], out_dir: Pa
     return scores
 
 
-def _write_fields(ds, keys: list[str], scores: dict[str, tuple[float, float]], out_dir: Path, arch: str) -> None:
+def _write_fields(ds, keys: list[str], scores: dict[str, _Score], out_dir: Path, arch: str) -> None:
     """Bulk-write ``pred_/iou_/pixel_acc_<arch>`` (None where no score), drop stale copies, save views."""
     from clothcurate.curation.db import fiftyone
 
@@ -216,8 +209,8 @@ def _write_fields(ds, keys: list[str], scores: dict[str, tuple[float, float]], o
     none = (None, None)
     ds.set_values(pred_field, [fo.Segmentation(mask_path=str(out_dir / f"{k}.png")) if k in scores else None
                                for k in keys])
-    ds.set_values(iou_field, [_nan_to_none(scores.get(k, none)[0]) for k in keys])
-    ds.set_values(f"pixel_acc_{arch}", [_nan_to_none(scores.get(k, none)[1]) for k in keys])
+    ds.set_values(iou_field, [scores.get(k, none)[0] for k in keys])
+    ds.set_values(f"pixel_acc_{arch}", [scores.get(k, none)[1] for k in keys])
     for stale in out_dir.glob("*.png"):  # an earlier write-back's copies (or temp files) without a score now
         if stale.stem not in scores:
             stale.unlink(missing_ok=True)
@@ -243,9 +236,10 @@ def _write_back(ds, run_dir: Path, arch: str, preds: dict[str, Path], *, progres
     report.views = (f"best-{arch}", f"worst-{arch}")
     report.written = len(scores)
     report.without_prediction = len(keys) - len(scores)
-    if scores:
-        report.mean_iou = float(np.nanmean([s[0] for s in scores.values()]))
-        report.mean_pixel_acc = float(np.nanmean([s[1] for s in scores.values()]))
+    ious = [s[0] for s in scores.values() if s[0] is not None]
+    accs = [s[1] for s in scores.values() if s[1] is not None]
+    report.mean_iou = float(np.mean(ious)) if ious else None
+    report.mean_pixel_acc = float(np.mean(accs)) if accs else None
     report.seconds = time.perf_counter() - t0
     report.timings = {"score": round(t_db - t0, 3), "database": round(time.perf_counter() - t_db, 3)}
     return report

@@ -23,13 +23,16 @@ import numpy as np
 
 from clothcurate.curation.flags import model, scoring
 from clothcurate.curation.flags.engine import fit_and_score, measure_files
-from clothcurate.curation.flags.internal.run_folder import ConfidenceRef, confidence_refs
+from clothcurate.curation.flags.internal.run_folder import (
+    ConfidenceRef,
+    confidence_refs,
+)
 from clothcurate.curation.flags.registry import Check, all_checks
 from clothcurate.curation.flags.report import FlagReport
 from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import load_labelmap
 
-__all__ = ["flag_errors", "FlagReport", "FLAG_TAGS", "VIEWS"]
+__all__ = ["FLAG_TAGS", "VIEWS", "FlagReport", "flag_errors"]
 
 #: the tags flag-errors owns (removed from every sample and set afresh on each run)
 FLAG_TAGS = ("bg_only", "suspicious")

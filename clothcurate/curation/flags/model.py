@@ -30,16 +30,34 @@ from tqdm.auto import tqdm
 
 from clothcurate.curation.crop import paste_back
 from clothcurate.curation.flags.calibration import Tail, fit_tail
-from clothcurate.curation.flags.internal.confident import (SHOULD_BE_BACKGROUND, Finding, ModelEvidence,
-                                                           class_thresholds, disagreement, findings, issue_map,
-                                                           issue_pixels, self_confidence)
+from clothcurate.curation.flags.internal.confident import (
+    SHOULD_BE_BACKGROUND,
+    Finding,
+    ModelEvidence,
+    class_thresholds,
+    disagreement,
+    findings,
+    issue_map,
+    issue_pixels,
+    self_confidence,
+)
 from clothcurate.curation.flags.registry import Check, register
 from clothcurate.curation.flags.sample import SampleMasks
 from clothcurate.labelmaps import NUM_CLASSES, TARGET_CLASSES
 from clothcurate.workspace import mask_dir
 
-__all__ = ["model_disagreement", "ModelStats", "Verdict", "judge", "fit_model", "describe",
-           "write_findings", "clear_findings", "FINDINGS_FIELD", "MASK_FIELD"]
+__all__ = [
+    "FINDINGS_FIELD",
+    "MASK_FIELD",
+    "ModelStats",
+    "Verdict",
+    "clear_findings",
+    "describe",
+    "fit_model",
+    "judge",
+    "model_disagreement",
+    "write_findings",
+]
 
 #: list[str] field with one line per finding
 FINDINGS_FIELD = "label_findings"
@@ -145,7 +163,7 @@ def describe(f: Finding, *, pixel_area: float) -> str:
 
 
 def _px(n: float) -> str:
-    return f"{int(round(n)):,}"
+    return f"{round(n):,}"
 
 
 def _write_png(path: Path, mask: np.ndarray) -> None:

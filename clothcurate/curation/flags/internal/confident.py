@@ -213,7 +213,7 @@ def findings(ev: ModelEvidence, issues: IssuePixels) -> list[Finding]:
 
 def _patches(mask: np.ndarray, given: int, suggested: int, issues: IssuePixels, smallest: float) -> list[Finding]:
     """One finding per connected patch of ``mask`` of at least ``smallest`` pixels."""
-    n, patches, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    _, patches, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
     out = []
     for r in np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= smallest) + 1:
         pix = patches == r

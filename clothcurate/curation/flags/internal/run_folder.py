@@ -14,7 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
-from clothcurate.curation.flags.internal.confident import ModelEvidence, evidence_from_mask
+from clothcurate.curation.flags.internal.confident import (
+    ModelEvidence,
+    evidence_from_mask,
+)
 from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import NUM_CLASSES
 
