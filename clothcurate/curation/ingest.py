@@ -15,23 +15,22 @@ Example::
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
+from clothcurate.atomic import write_json, write_mask_png
 from clothcurate.curation.db import open_or_create
 from clothcurate.curation.photos import probe_photo
 from clothcurate.curation.sources import SampleRef, Source, get_source
 from clothcurate.errors import BadInputError, BadSampleError
-from clothcurate.atomic import write_json, write_mask_png
 from clothcurate.labelmaps import NUM_CLASSES, TARGET_CLASSES, LabelMap, load_labelmap
+from clothcurate.parallel import process_pool
 from clothcurate.workspace import dataset_dir, mask_dir, sample_key
 
 __all__ = ["ingest", "IngestReport"]
@@ -92,7 +91,6 @@ _W: dict = {}  # per-process context set by _init_worker
 
 def _init_worker(source: Source, labelmap: LabelMap, outputs: dict[str, tuple[str | None, str]]) -> None:
     """``outputs``: ``{field: (raw mask key or None for the 15-class mask, folder)}``."""
-    cv2.setNumThreads(1)
     _W.update(source=source, labelmap=labelmap, outputs=outputs)
 
 
@@ -273,12 +271,11 @@ def _run(ds, source, labelmap, outputs, todo, report, times, *, workers, strict,
             added += len(batch)
             batch = []
 
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     initargs = (source, labelmap, outputs)
     bar = tqdm(total=len(todo), desc=f"ingest {source.name}", unit="img", disable=not progress)
     if workers > 1 and len(todo) > 16:
-        pool = ctx.Pool(workers, initializer=_init_worker, initargs=initargs)
-        results = pool.imap(_process, todo, chunksize=8)
+        pool = process_pool(workers, initializer=_init_worker, initargs=initargs)
+        results = pool.map(_process, todo, chunksize=8)
     else:
         pool = None
         _init_worker(*initargs)
@@ -302,6 +299,5 @@ def _run(ds, source, labelmap, outputs, todo, report, times, *, workers, strict,
     finally:
         bar.close()
         if pool is not None:
-            pool.terminate()
-            pool.join()
+            pool.shutdown(wait=True, cancel_futures=True)
     return added

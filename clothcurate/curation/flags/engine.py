@@ -6,15 +6,14 @@ FiftyOne-free, so tests and benchmarks can score masks in memory. Shapes: N = sa
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Iterable
 
-import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
 from clothcurate.curation.flags.registry import Check, get_check
 from clothcurate.curation.flags.sample import SampleMasks, read_sample
+from clothcurate.parallel import process_pool
 
 #: below this many samples a process pool costs more than it saves
 _POOL_MIN_SAMPLES = 200
@@ -26,7 +25,6 @@ def measure(sample: SampleMasks, checks: list[Check]) -> dict[str, Any]:
 
 
 def _measure_job(job: tuple, names: tuple[str, ...]) -> dict[str, Any]:
-    cv2.setNumThreads(1)  # one process per core; OpenCV's own threads only fight them
     return measure(read_sample(*job), [get_check(n) for n in names])
 
 
@@ -50,7 +48,7 @@ def measure_files(jobs: list[tuple], checks: list[Check], *, workers: int | None
     bar = dict(total=len(jobs), desc="checking masks", unit="sample", disable=not progress)
     if workers <= 1:
         return [_measure_job(j, names) for j in tqdm(jobs, **bar)]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with process_pool(workers) as pool:
         return list(tqdm(pool.map(_measure_job, jobs, [names] * len(jobs), chunksize=16), **bar))
 
 
