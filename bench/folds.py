@@ -15,6 +15,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import shutil
 import tempfile
@@ -68,26 +69,25 @@ def _folds_table(presence) -> None:
 
 def _export_times(ccp: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="clothcurate-bench-"))
+    # registered before FiftyOne starts its mongod, so it runs after FiftyOne's own exit handler stops it
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     os.environ.pop("FIFTYONE_DATABASE_URI", None)
     os.environ["FIFTYONE_DATABASE_DIR"] = str(tmp / "mongo")
     os.environ["CLOTHCURATE_HOME"] = str(tmp / "home")
     os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
     os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
-    try:
-        from clothcurate.curation.export import export_folds
-        from clothcurate.curation.ingest import ingest
+    from clothcurate.curation.export import export_folds
+    from clothcurate.curation.ingest import ingest
 
+    t0 = time.perf_counter()
+    ingest(ccp=ccp, dataset="bench", progress=False)
+    print(f"ingest (for the export): {time.perf_counter() - t0:.1f} s")
+    for label, options in (("png", {"fmt": "png"}), ("coco", {"fmt": "coco"}),
+                           ("png, crop person 320", {"fmt": "png", "crop": "person", "size": 320})):
         t0 = time.perf_counter()
-        ingest(ccp=ccp, dataset="bench", progress=False)
-        print(f"ingest (for the export): {time.perf_counter() - t0:.1f} s")
-        for label, options in (("png", {"fmt": "png"}), ("coco", {"fmt": "coco"}),
-                               ("png, crop person 320", {"fmt": "png", "crop": "person", "size": 320})):
-            t0 = time.perf_counter()
-            report = export_folds(dataset="bench", out=tmp / label.replace(" ", "_").replace(",", ""),
-                                  progress=False, **options)
-            print(f"export {label:<22} {report.n_exported} samples: {time.perf_counter() - t0:6.1f} s")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        report = export_folds(dataset="bench", out=tmp / label.replace(" ", "_").replace(",", ""),
+                              progress=False, **options)
+        print(f"export {label:<22} {report.n_exported} samples: {time.perf_counter() - t0:6.1f} s")
 
 
 def main() -> None:

@@ -32,7 +32,8 @@ def small(ccp_dataset, request):
 
 
 def _originals(ds) -> dict[str, np.ndarray]:
-    return {k: cv2.imread(p, cv2.IMREAD_UNCHANGED) for k, p in zip(ds.values("key"), ds.values("ground_truth.mask_path"))}
+    paths = zip(ds.values("key"), ds.values("ground_truth.mask_path"))
+    return {key: cv2.imread(path, cv2.IMREAD_UNCHANGED) for key, path in paths}
 
 
 def _paint(detections, shape: tuple[int, int]) -> np.ndarray:
@@ -169,6 +170,7 @@ def test_person_crop_pastes_back(small, tmp_path):
         assert x0 <= cols.min() and cols.max() < x1 and y0 <= rows.min() and rows.max() < y1
         bx, by, bw, bh = boxes[s["key"]]
         assert x0 <= bx * width + 1e-6 and (bx + bw) * width - 1e-6 <= x1
+        assert y0 <= by * height + 1e-6 and (by + bh) * height - 1e-6 <= y1
         crop = cv2.imread(str(out / s["mask"]), cv2.IMREAD_UNCHANGED)
         assert crop.shape == (y1 - y0, x1 - x0)
         assert cv2.imread(str(out / s["image"])).shape[:2] == crop.shape

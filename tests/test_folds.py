@@ -5,7 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clothcurate.curation.folds import assign_folds, fold_deviation, fold_stats, split_validation
+from clothcurate.curation.folds import (
+    assign_folds,
+    fold_deviation,
+    fold_stats,
+    split_validation,
+)
 from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import TARGET_CLASSES
 

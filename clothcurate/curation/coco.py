@@ -24,7 +24,7 @@ from pycocotools import mask as mask_utils
 
 from clothcurate.labelmaps import BACKGROUND, TARGET_CLASSES
 
-__all__ = ["mask_to_annotations", "coco_document", "categories"]
+__all__ = ["categories", "coco_document", "mask_to_annotations"]
 
 
 def categories(classes: Sequence[str] = TARGET_CLASSES) -> list[dict]:

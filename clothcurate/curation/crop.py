@@ -104,7 +104,7 @@ def crop_resize(image: np.ndarray, mask: np.ndarray, *, box: Sequence[int],
 
 
 def paste_back(pred_crop: np.ndarray, *, crop_box: Sequence[int], orig_size: Sequence[int],
-               fill: int | float = 0) -> np.ndarray:
+               fill: float = 0) -> np.ndarray:
     """Paste a prediction made on a crop back into the full photo frame.
 
     Args:

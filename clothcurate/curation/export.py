@@ -18,7 +18,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -32,6 +31,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from clothcurate.atomic import MASK_PNG_PARAMS, write_json
 from clothcurate.curation.coco import coco_document, mask_to_annotations
 from clothcurate.curation.crop import crop_box, crop_resize
 from clothcurate.curation.db import load_dataset
@@ -39,14 +39,13 @@ from clothcurate.curation.folds import assign_folds, fold_stats
 from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import NUM_CLASSES, TARGET_CLASSES, mask_targets
 
-__all__ = ["export_folds", "ExportReport", "FORMATS", "CROP_MARGIN"]
+__all__ = ["CROP_MARGIN", "FORMATS", "ExportReport", "export_folds"]
 
 FORMATS = ("png", "coco", "both")
 CROPS = ("person",)
 CROP_MARGIN = 0.05  # of the person box's width/height, on each side
 EXPORT_VERSION = 1
 _JPEG = [cv2.IMWRITE_JPEG_QUALITY, 95]
-_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 _FIELDS = ["id", "key", "source", "source_id", "filepath", "ground_truth.mask_path", "classes",
            "person.bounding_box", "tags"]
 
@@ -80,15 +79,17 @@ class ExportReport:
     def summary(self) -> str:
         """Human-readable summary: what was left out and why, and the fold/class table."""
         crop = f", crop {self.crop}" + (f" {self.size}x{self.size}" if self.size else "") if self.crop else ""
-        lines = [f"exported {self.n_exported} samples of {self.dataset!r} to {self.out} "
-                 f"({self.fmt}{crop}; {self.k} folds, seed {self.seed}; {self.seconds:.1f} s)",
-                 f"left out: {self.left_out.get('reject', 0)} tagged reject, "
-                 f"{self.left_out.get('bg_only', 0)} tagged bg_only"
-                 + (" (--keep-flagged keeps them)" if self.left_out.get("bg_only") else ""),
-                 f"largest deviation of a class's image share in a fold from the whole set: "
-                 f"{self.stats['max_deviation']:.4f} (classes with >= {self.stats['min_images']} images)",
-                 "images with the class (pixel share):",
-                 _fold_table(self.stats)]
+        keep_hint = " (--keep-flagged keeps them)" if self.left_out.get("bg_only") else ""
+        lines = [
+            (f"exported {self.n_exported} samples of {self.dataset!r} to {self.out} "
+             f"({self.fmt}{crop}; {self.k} folds, seed {self.seed}; {self.seconds:.1f} s)"),
+            (f"left out: {self.left_out.get('reject', 0)} tagged reject, "
+             f"{self.left_out.get('bg_only', 0)} tagged bg_only{keep_hint}"),
+            (f"largest deviation of a class's image share in a fold from the whole set: "
+             f"{self.stats['max_deviation']:.4f} (classes with >= {self.stats['min_images']} images)"),
+            "images with the class (pixel share):",
+            _fold_table(self.stats),
+        ]
         return "\n".join(lines)
 
 
@@ -164,7 +165,7 @@ def _export_sample(job: _Job) -> dict:
             box = crop_box(job.bbox, width=width, height=height, margin=CROP_MARGIN)
             image, mask = crop_resize(image, mask, box=box, size=job.size)
         _write(image_out, image, _JPEG)
-        _write(mask_out, mask, _PNG)
+        _write(mask_out, mask, MASK_PNG_PARAMS)
     else:
         shutil.copyfile(job.photo, image_out)
         shutil.copyfile(job.mask, mask_out)
@@ -219,10 +220,6 @@ def _run_jobs(jobs: list[_Job], *, workers: int, progress: bool) -> list[dict]:
         pool.shutdown(wait=True, cancel_futures=True)  # on failure: no job left writing
 
 
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=1))
-
-
 def _publish(tmp: Path, out: Path) -> None:
     """Rename the finished temporary folder onto ``out`` (replacing an existing one)."""
     if out.is_dir() and not any(out.iterdir()):
@@ -235,6 +232,23 @@ def _publish(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, out)
+
+
+def _sample_index(rows: list[_Row], fold_of: np.ndarray, results: list[dict]) -> list[dict]:
+    """The ``samples`` list of ``folds.json``."""
+    return [{"key": r.key, "id": r.id, "source": r.source, "source_id": r.source_id, "fold": int(f),
+             "image": f"images/{r.key}.jpg", "mask": f"masks/{r.key}.png",
+             "orig_size": res["orig_size"], "crop_box": res["crop_box"],
+             "classes": [TARGET_CLASSES[c] for c in np.flatnonzero(res["pixels"])]}
+            for r, f, res in zip(rows, fold_of, results)]
+
+
+def _coco(samples: list[dict], results: list[dict], dataset: str) -> dict:
+    """``coco.json``: image ids 1..N in the order of ``folds.json``; file names relative to images/."""
+    images = [{"id": i, "file_name": f"{s['key']}.jpg", "width": res["size"][0], "height": res["size"][1],
+               "key": s["key"], "fold": s["fold"]} for i, (s, res) in enumerate(zip(samples, results), start=1)]
+    anns = [{"image_id": i, **a} for i, res in enumerate(results, start=1) for a in res["annotations"]]
+    return coco_document(images=images, annotations=anns, description=f"clothcurate export of {dataset}")
 
 
 def export_folds(*, dataset: str, out: Path, folds: int = 5, seed: int = 0, fmt: str = "png",
@@ -285,27 +299,18 @@ def export_folds(*, dataset: str, out: Path, folds: int = 5, seed: int = 0, fmt:
     try:
         (tmp / "images").mkdir(parents=True)
         (tmp / "masks").mkdir()
-        jobs = [_Job(key=r.key, photo=r.filepath, mask=r.mask_path, out=str(tmp), bbox=tuple(r.bbox) if r.bbox else None,
-                     crop=crop, size=size, coco=coco) for r in rows]
+        jobs = [_Job(key=r.key, photo=r.filepath, mask=r.mask_path, out=str(tmp),
+                     bbox=tuple(r.bbox) if r.bbox else None, crop=crop, size=size, coco=coco) for r in rows]
         results = _run_jobs(jobs, workers=workers or min(2, os.cpu_count() or 1), progress=progress)
-        pixels = np.array([res["pixels"] for res in results])
-        stats = fold_stats(pixels, fold_of, k=folds, classes=TARGET_CLASSES)
-        samples = [{"key": r.key, "id": r.id, "source": r.source, "source_id": r.source_id, "fold": int(f),
-                    "image": f"images/{r.key}.jpg", "mask": f"masks/{r.key}.png",
-                    "orig_size": res["orig_size"], "crop_box": res["crop_box"],
-                    "classes": [TARGET_CLASSES[c] for c in np.flatnonzero(res["pixels"])]}
-                   for r, f, res in zip(rows, fold_of, results)]
-        _write_json(tmp / "classes.json", {"classes": list(TARGET_CLASSES),
+        stats = fold_stats(np.array([res["pixels"] for res in results]), fold_of, k=folds, classes=TARGET_CLASSES)
+        samples = _sample_index(rows, fold_of, results)
+        write_json(tmp / "classes.json", {"classes": list(TARGET_CLASSES),
                                           "mask_targets": {str(i): n for i, n in mask_targets().items()}})
-        _write_json(tmp / "folds.json", {"k": folds, "seed": seed, "samples": samples})
-        _write_json(tmp / "fold_stats.json", stats)
+        write_json(tmp / "folds.json", {"k": folds, "seed": seed, "samples": samples})
+        write_json(tmp / "fold_stats.json", stats)
         if coco:
-            images = [{"id": i, "file_name": f"{s['key']}.jpg", "width": res["size"][0], "height": res["size"][1],
-                       "key": s["key"], "fold": s["fold"]} for i, (s, res) in enumerate(zip(samples, results), start=1)]
-            anns = [{"image_id": i, **a} for i, res in enumerate(results, start=1) for a in res["annotations"]]
-            _write_json(tmp / "coco.json", coco_document(images=images, annotations=anns,
-                                                         description=f"clothcurate export of {dataset}"))
-        _write_json(tmp / "export.json", {
+            write_json(tmp / "coco.json", _coco(samples, results, dataset))
+        write_json(tmp / "export.json", {
             "version": EXPORT_VERSION, "dataset": dataset, "folds": folds, "seed": seed, "crop": crop,
             "size": size, "format": fmt, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "left_out": left_out, "n_samples": len(samples), "crop_margin": CROP_MARGIN if crop else None})

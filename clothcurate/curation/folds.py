@@ -24,7 +24,10 @@ Example::
 from __future__ import annotations
 
 import numpy as np
-from iterstrat.ml_stratifiers import MultilabelStratifiedKFold, MultilabelStratifiedShuffleSplit
+from iterstrat.ml_stratifiers import (
+    MultilabelStratifiedKFold,
+    MultilabelStratifiedShuffleSplit,
+)
 
 from clothcurate.errors import BadInputError
 
@@ -247,7 +250,7 @@ def fold_stats(pixels: np.ndarray, folds: np.ndarray, *, k: int, classes: list[s
     def part(sel: np.ndarray) -> dict:
         sub = px[sel]
         total = max(int(sub.sum()), 1)
-        return {"n_images": int(len(sub)), "images": [int(v) for v in (sub > 0).sum(0)],
+        return {"n_images": len(sub), "images": [int(v) for v in (sub > 0).sum(0)],
                 "pixel_share": [round(float(v) / total, 6) for v in sub.sum(0)]}
 
     return {"classes": list(classes),
