@@ -32,7 +32,6 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="clothcurate-bench-flag-"))
     os.environ["CLOTHCURATE_HOME"] = str(tmp / "home")
-    os.environ["FIFTYONE_DATABASE_DIR"] = str(tmp / "mongo")
     os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
     os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
     sys.path.insert(0, str(_REPO))

@@ -69,10 +69,10 @@ def _folds_table(presence) -> None:
 
 def _export_times(ccp: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="clothcurate-bench-"))
-    # registered before FiftyOne starts its mongod, so it runs after FiftyOne's own exit handler stops it
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-    os.environ.pop("FIFTYONE_DATABASE_URI", None)
-    os.environ["FIFTYONE_DATABASE_DIR"] = str(tmp / "mongo")
+    from clothcurate.curation.mongod import use_private_database
+
+    atexit.register(use_private_database(tmp / "mongo").close)  # runs before the rmtree above
     os.environ["CLOTHCURATE_HOME"] = str(tmp / "home")
     os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
     os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"

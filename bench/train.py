@@ -21,6 +21,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import sys
 import tempfile
@@ -32,9 +33,10 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _build_export(ccp: Path, *, size: int, limit: int | None, tmp: Path) -> Path:
     """Ingest CCP into a throw-away FiftyOne database and export person crops of ``size``."""
-    os.environ["FIFTYONE_DATABASE_DIR"] = str(tmp / "mongo")  # before fiftyone is imported
+    from clothcurate.curation.mongod import use_private_database
+
+    atexit.register(use_private_database(tmp / "mongo").close)  # a private mongod, before fiftyone is imported
     os.environ["CLOTHCURATE_HOME"] = str(tmp / "home")
-    os.environ.pop("FIFTYONE_DATABASE_URI", None)
     from clothcurate.workspace import quiet_fiftyone
 
     quiet_fiftyone()

@@ -37,7 +37,6 @@ CCP = Path(os.environ.get("CLOTHCURATE_TEST_CCP", REPO.parent / "shared" / "data
 DATASET = "bench-writeback"
 TMP = Path(tempfile.mkdtemp(prefix="clothcurate-bench-wb-"))
 os.environ["CLOTHCURATE_HOME"] = str(TMP / "home")
-os.environ["FIFTYONE_DATABASE_DIR"] = str(TMP / "mongo")
 os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
 os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
 sys.path.insert(0, str(REPO))
