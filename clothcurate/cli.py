@@ -187,15 +187,21 @@ def import_predictions(run_dir, dataset):
 
 
 @main.command()
-@click.option("--runs", multiple=True, required=True, type=click.Path(path_type=Path), help="Run folder (repeatable).")
+@click.option("--runs", "runs", multiple=True, required=True, type=click.Path(path_type=Path),
+              help="Run folder(s): --runs A B or --runs A --runs B.")
+@click.argument("more_runs", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Report folder.")
 @click.option("--dataset", default=None, help="FiftyOne dataset for the curation summary (optional).")
 @_handle_errors
-def report(runs, out, dataset):
-    """Write report.html / report.md with the paper's tables and figures beside ours."""
+def report(runs, more_runs, out, dataset):
+    """Write report.html / report.md with the paper's tables and figures beside ours.
+
+    \b
+    clothcurate report --runs runs/fpn runs/unet --out report/
+    """
     from clothcurate.reports import build_report
 
-    click.echo(build_report(list(runs), out, dataset=dataset).summary())
+    click.echo(build_report([*runs, *more_runs], out, dataset=dataset).summary())
 
 
 if __name__ == "__main__":
