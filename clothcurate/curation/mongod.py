@@ -16,10 +16,13 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from importlib.util import find_spec
@@ -44,6 +47,15 @@ def mongod_binary() -> str:
     return exe
 
 
+def _die_with_parent() -> None:
+    """In the child before exec: on Linux, get SIGTERM when the starting process dies, even by
+    SIGKILL, so no private mongod outlives its test run."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: stopped by the context manager only
+        pass
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -64,7 +76,8 @@ def private_mongod(dbpath: str | Path, *, timeout: float = 60.0) -> Iterator[str
     proc = subprocess.Popen(
         [mongod_binary(), "--dbpath", str(dbpath), "--port", str(port), "--bind_ip", "127.0.0.1",
          "--nounixsocket", "--logpath", str(log)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None)
     try:
         deadline = time.monotonic() + timeout
         while True:
