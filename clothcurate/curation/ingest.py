@@ -21,6 +21,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -109,9 +110,8 @@ def _process(ref: SampleRef) -> dict:
                 raise BadSampleError(ref.source_id, f"mask{' ' + name if name else ''} is {m.shape[1]}x{m.shape[0]} "
                                      f"but the photo is {width}x{height}", raw.annotation_path)
         gt = labelmap.remap(label, source_id=ref.source_id, where=raw.annotation_path)
-        counts = np.bincount(gt.ravel(), minlength=NUM_CLASSES)
-        fg = gt != 0
-        rows = np.flatnonzero(fg.any(axis=1))
+        counts = cv2.calcHist([gt], [0], None, [NUM_CLASSES], [0, NUM_CLASSES]).ravel().astype(np.int64)
+        x0, y0, box_w, box_h = cv2.boundingRect(gt)  # extent of the non-background pixels
         t2 = time.perf_counter()
         key = sample_key(source.name, ref.source_id)
         paths = {}
@@ -122,11 +122,7 @@ def _process(ref: SampleRef) -> dict:
         t3 = time.perf_counter()
     except BadSampleError as e:
         return {"bad": {"source": source.name, "source_id": e.source_id, "path": e.path, "reason": e.reason}}
-    box = None
-    if rows.size:
-        cols = np.flatnonzero(fg.any(axis=0))
-        x0, x1, y0, y1 = cols[0], cols[-1] + 1, rows[0], rows[-1] + 1
-        box = [x0 / width, y0 / height, (x1 - x0) / width, (y1 - y0) / height]
+    box = [x0 / width, y0 / height, box_w / width, box_h / height] if box_w else None
     present = np.flatnonzero(counts)
     return {
         "key": key, "source_id": ref.source_id, "filepath": ref.image_path, "masks": paths,
