@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clothcurate.labelmaps import TARGET_CLASSES
-from clothcurate.atomic import atomic_path
+from clothcurate.atomic import write_bytes
 from clothcurate.reports._format import duration, left_out, pct, signed
 from clothcurate.reports.colors import hex_color
 from clothcurate.reports.paper import METRICS
@@ -266,6 +266,5 @@ def write_html(data: ReportData, path: Path) -> Path:
     Returns:
         ``path``.
     """
-    with atomic_path(path) as tmp:
-        tmp.write_text(render_html(data), encoding="utf-8")
+    write_bytes(path, render_html(data).encode("utf-8"))
     return path

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from clothcurate.labelmaps import TARGET_CLASSES
-from clothcurate.atomic import atomic_path
+from clothcurate.atomic import write_bytes
 from clothcurate.reports._format import duration, left_out, pct, pm, signed
 from clothcurate.reports.paper import METRICS
 from clothcurate.reports.tables import ARCH_NAMES
@@ -121,6 +121,5 @@ def write_markdown(data: ReportData, path: Path) -> Path:
     Returns:
         ``path``.
     """
-    with atomic_path(path) as tmp:
-        tmp.write_text(render_markdown(data), encoding="utf-8")
+    write_bytes(path, render_markdown(data).encode("utf-8"))
     return path
