@@ -152,7 +152,8 @@ def export_folds(dataset, out, folds, seed, fmt, crop, size, keep_flagged, overw
 @click.option("--encoder", default="tf_efficientnet_lite0", show_default=True)
 @click.option("--encoder-weights", default="imagenet", show_default=True,
               help="imagenet (offline packages or the user's cache) or none (random init).")
-@click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path), help="export-folds folder.")
+@click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
+              help="export-folds folder (default: the dataset's latest export).")
 @click.option("--folds", "fold_spec", default="all", show_default=True, help="all or a list like 0,1.")
 @click.option("--epochs", default=100, show_default=True)
 @click.option("--patience", default=10, show_default=True, help="Early stop after this many epochs without improvement.")
@@ -162,14 +163,25 @@ def export_folds(dataset, out, folds, seed, fmt, crop, size, keep_flagged, overw
 @click.option("--loss", type=click.Choice(["ce", "dice", "focal", "ce+dice"]), default="ce", show_default=True)
 @click.option("--workers", default=None, type=int, help="Data-loader workers (default: CPU count).")
 @click.option("--device", default="auto", show_default=True, help="auto, cuda, cpu.")
-@click.option("--out", "run_dir", required=True, type=click.Path(path_type=Path), help="Run folder.")
-@click.option("--dataset", default=None, help="FiftyOne dataset to write predictions back to (if reachable).")
+@click.option("--out", "run_dir", type=click.Path(path_type=Path), default=None,
+              help="Run folder (default: $CLOTHCURATE_HOME/runs/<dataset>/<arch>).")
+@click.option("--dataset", default=DEFAULT_DATASET, show_default=True,
+              help="FiftyOne dataset whose latest export is the default --data and that predictions are "
+                   "written back to (when FiftyOne and the dataset are reachable).")
 @click.option("--seed", default=0, show_default=True)
 @_handle_errors
 def train_eval(**options):
     """Train and evaluate one architecture by k-fold cross-validation (resumable; torchrun for DDP)."""
     from clothcurate.training.run import train_eval as run_train_eval
+    from clothcurate.workspace import default_run_dir, last_export
 
+    if options["data_dir"] is None:
+        options["data_dir"] = last_export(options["dataset"])
+        if options["data_dir"] is None:
+            raise BadInputError(f"no export of dataset {options['dataset']!r} recorded; run "
+                                "`clothcurate export-folds --out DIR` first or pass --data DIR")
+    if options["run_dir"] is None:
+        options["run_dir"] = default_run_dir(options["dataset"], options["arch"])
     text = run_train_eval(**options).summary()
     if text:  # empty on torchrun ranks other than 0
         click.echo(text)

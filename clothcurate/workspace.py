@@ -44,3 +44,21 @@ def quiet_fiftyone() -> None:
     """Settings applied before ``import fiftyone``: no usage tracking, no network at import."""
     os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
     os.environ.setdefault("FIFTYONE_SHOW_PROGRESS_BARS", "false")
+
+
+def remember_export(dataset: str, out: str | Path) -> None:
+    """Record ``out`` as the latest export of ``dataset`` (train-eval's default ``--data``)."""
+    record = dataset_dir(dataset) / "last_export"
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(str(Path(out).resolve()) + "\n")
+
+
+def last_export(dataset: str) -> Path | None:
+    """The latest export folder of ``dataset`` recorded by export-folds, if any."""
+    record = dataset_dir(dataset) / "last_export"
+    return Path(record.read_text().strip()) if record.exists() else None
+
+
+def default_run_dir(dataset: str, arch: str) -> Path:
+    """Where train-eval writes when no ``--out`` is given: ``<home>/runs/<dataset>/<arch>``."""
+    return home() / "runs" / dataset / arch

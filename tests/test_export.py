@@ -233,6 +233,12 @@ def test_cli(small, tmp_path):
     assert res.exit_code == 0, res.output
     assert "left out: 0 tagged reject" in res.output and "fold 3" in res.output
     assert (out / "coco.json").exists() and _load(out, "export.json")["folds"] == 4
+    # train-eval's default --data is the latest export of the dataset
+    from clothcurate.workspace import last_export
+
+    assert last_export(small.name) == out.resolve()
+    res = runner.invoke(main, ["train-eval", "--arch", "fpn", "--dataset", "never-exported"])
+    assert res.exit_code == 2 and "export-folds" in res.output
 
     for args in (["--out", str(out)],                       # not empty
                  ["--out", str(tmp_path / "x"), "--size", "48"],  # size without crop

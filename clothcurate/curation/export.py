@@ -38,6 +38,7 @@ from clothcurate.curation.db import load_dataset
 from clothcurate.curation.folds import assign_folds, fold_stats
 from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import NUM_CLASSES, TARGET_CLASSES, mask_targets
+from clothcurate.workspace import remember_export
 
 __all__ = ["CROP_MARGIN", "FORMATS", "ExportReport", "export_folds"]
 
@@ -321,6 +322,7 @@ def export_folds(*, dataset: str, out: Path, folds: int = 5, seed: int = 0, fmt:
 
     assigned = {r.id: int(f) for r, f in zip(rows, fold_of)}
     ds.set_values("fold", {sid: assigned.get(sid) for sid in ds.values("id")}, key_field="id")
+    remember_export(dataset, out)
     return ExportReport(out=out, dataset=dataset, k=folds, seed=seed, fmt=fmt, crop=crop, size=size,
                         n_exported=len(samples), left_out=left_out, stats=stats,
                         seconds=time.perf_counter() - t0)
