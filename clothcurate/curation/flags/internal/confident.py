@@ -31,6 +31,10 @@ REGION_SHARE = 0.5
 #: a finding covers at least this share of the labelled person (and MIN_PIXELS map pixels)
 MIN_SHARE = 0.01
 MIN_PIXELS = 3
+#: a finding's suggested class must be the more likely one on its pixels (mean p >= 0.5): for rare
+#: classes the self-confidence threshold t_j can be a few percent, and a region "that looks like a
+#: romper, p=0.06" is noise for a reviewer, not a finding
+MIN_PROBABILITY = 0.5
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,8 @@ def findings(ev: ModelEvidence, issues: IssuePixels) -> list[Finding]:
     among them (background: the region looks unlabelled-worthy, e.g. a stray blob). In the
     background, each 8-connected patch of pixels flagged with one class is a finding (a missed
     garment). Findings smaller than :data:`MIN_SHARE` of the labelled person (at least
-    :data:`MIN_PIXELS`) are dropped.
+    :data:`MIN_PIXELS`) or whose suggested class has a mean probability below
+    :data:`MIN_PROBABILITY` are dropped.
 
     Returns:
         The findings, largest first.
@@ -208,7 +213,7 @@ def findings(ev: ModelEvidence, issues: IssuePixels) -> list[Finding]:
             j = int(np.bincount(issues.suggested[hit]).argmax())
             pix = hit & (issues.suggested == j)
             out.append(Finding(int(c), j, area, int(pix.sum()), float(issues.p_suggested[pix].mean()), pix))
-    return sorted(out, key=lambda f: -f.pixels)
+    return sorted((f for f in out if f.p >= MIN_PROBABILITY), key=lambda f: -f.pixels)
 
 
 def _patches(mask: np.ndarray, given: int, suggested: int, issues: IssuePixels, smallest: float) -> list[Finding]:
