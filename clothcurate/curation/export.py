@@ -31,13 +31,14 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from clothcurate.atomic import MASK_PNG_PARAMS, write_json
+from clothcurate.atomic import write_json
 from clothcurate.curation.coco import coco_document, mask_to_annotations
 from clothcurate.curation.crop import crop_box, crop_resize
 from clothcurate.curation.db import load_dataset
 from clothcurate.curation.folds import assign_folds, fold_stats
 from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import NUM_CLASSES, TARGET_CLASSES, mask_targets
+from clothcurate.masks import MASK_PNG_PARAMS, read_mask
 from clothcurate.workspace import remember_export
 
 __all__ = ["CROP_MARGIN", "FORMATS", "ExportReport", "export_folds"]
@@ -133,16 +134,6 @@ class _Job:
     coco: bool
 
 
-def _read_mask(job: _Job) -> np.ndarray:
-    mask = cv2.imread(job.mask, cv2.IMREAD_UNCHANGED)
-    if mask is None or mask.ndim != 2 or mask.dtype != np.uint8:
-        raise BadInputError(f"sample {job.key}: ground-truth mask {job.mask} is missing or not a 1-channel uint8 PNG; "
-                            "re-run `clothcurate ingest --overwrite`")
-    if int(mask.max()) >= NUM_CLASSES:
-        raise BadInputError(f"sample {job.key}: mask {job.mask} has class id {int(mask.max())} >= {NUM_CLASSES}; "
-                            "re-run `clothcurate ingest --overwrite`")
-    return mask
-
 
 def _write(path: str, array: np.ndarray, params: list[int]) -> None:
     if not cv2.imwrite(path, array, params):
@@ -151,7 +142,7 @@ def _write(path: str, array: np.ndarray, params: list[int]) -> None:
 
 def _export_sample(job: _Job) -> dict:
     """Write one sample's photo and mask; returns what the JSON files need."""
-    mask = _read_mask(job)
+    mask = read_mask(job.mask, sample=job.key, hint="re-run `clothcurate ingest --overwrite`", num_classes=NUM_CLASSES)
     height, width = mask.shape
     image_out = os.path.join(job.out, "images", f"{job.key}.jpg")
     mask_out = os.path.join(job.out, "masks", f"{job.key}.png")

@@ -25,12 +25,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from clothcurate.atomic import write_json, write_mask_png
+from clothcurate.atomic import write_json
 from clothcurate.curation.db import open_or_create
 from clothcurate.curation.photos import probe_photo
 from clothcurate.curation.sources import SampleRef, Source, get_source
 from clothcurate.errors import BadInputError, BadSampleError
 from clothcurate.labelmaps import NUM_CLASSES, TARGET_CLASSES, LabelMap, load_labelmap
+from clothcurate.masks import write_mask_png
 from clothcurate.parallel import process_pool
 from clothcurate.workspace import dataset_dir, mask_dir, sample_key
 

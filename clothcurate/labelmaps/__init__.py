@@ -17,10 +17,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+import cv2
 import numpy as np
 import yaml
-
-import cv2
 
 from clothcurate.errors import BadInputError, BadSampleError
 

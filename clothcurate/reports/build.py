@@ -34,8 +34,14 @@ from clothcurate.reports.paper import PaperFigures, load_paper
 from clothcurate.reports.runs import Run, load_run
 from clothcurate.reports.samples import best_and_worst, sample_views
 from clothcurate.reports.stats import ExportStats, export_stats
-from clothcurate.reports.tables import (TABLE_II_COLUMNS, TABLE_III_COLUMNS, fold_table, table_ii, table_iii,
-                                        write_csv)
+from clothcurate.reports.tables import (
+    TABLE_II_COLUMNS,
+    TABLE_III_COLUMNS,
+    fold_table,
+    table_ii,
+    table_iii,
+    write_csv,
+)
 
 __all__ = ["ExportSection", "ReportData", "ReportResult", "build_report"]
 

@@ -17,8 +17,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from clothcurate.labelmaps import TARGET_CLASSES
 from clothcurate.atomic import atomic_path
+from clothcurate.labelmaps import TARGET_CLASSES
 from clothcurate.reports.colors import colorize, hex_color
 from clothcurate.reports.paper import PaperFigures
 from clothcurate.reports.runs import Run

@@ -12,8 +12,8 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clothcurate.labelmaps import TARGET_CLASSES
 from clothcurate.atomic import write_bytes
+from clothcurate.labelmaps import TARGET_CLASSES
 from clothcurate.reports._format import duration, left_out, pct, signed
 from clothcurate.reports.colors import hex_color
 from clothcurate.reports.paper import METRICS

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clothcurate.labelmaps import TARGET_CLASSES
 from clothcurate.atomic import write_bytes
+from clothcurate.labelmaps import TARGET_CLASSES
 from clothcurate.reports._format import duration, left_out, pct, pm, signed
 from clothcurate.reports.paper import METRICS
 from clothcurate.reports.tables import ARCH_NAMES

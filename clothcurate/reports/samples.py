@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from clothcurate.errors import BadInputError
+from clothcurate.masks import read_mask
 from clothcurate.reports.runs import Run, SampleScore
 
 __all__ = ["SampleView", "best_and_worst", "sample_views"]
@@ -68,11 +69,8 @@ def best_and_worst(rows: list[SampleScore], n: int) -> tuple[list[SampleScore], 
     return scored[:n_best], scored[::-1][:n_worst]
 
 
-def _read_mask(path: Path, what: str) -> np.ndarray:
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None or mask.ndim != 2:
-        raise BadInputError(f"{path}: missing or not a single-channel PNG ({what})")
-    return mask
+def _read_mask(path: Path, key: str, what: str) -> np.ndarray:
+    return read_mask(path, sample=key, hint=f"the {what} of the run or its export is damaged; re-create it")
 
 
 def _read_photo(path: Path) -> np.ndarray:
@@ -100,8 +98,8 @@ def _from_export(run: Run, rows: list[SampleScore]) -> list[SampleView]:
         if entry is None:
             raise BadInputError(f"{run.export_dir / 'folds.json'}: no sample {r.key} of {run.path / 'per_sample.csv'}; "
                                 "the run was trained on another export (fix export_dir in config.json)")
-        gt = _read_mask(run.export_dir / entry["mask"], "export mask")
-        pred = _read_mask(run.prediction_path(r.key), "out-of-fold prediction")
+        gt = _read_mask(run.export_dir / entry["mask"], r.key, "export mask")
+        pred = _read_mask(run.prediction_path(r.key), r.key, "out-of-fold prediction")
         views.append(SampleView(r.key, r.iou, _read_photo(run.export_dir / entry["image"]), gt,
                                 _to_frame(pred, crop_box=entry.get("crop_box"), shape=gt.shape)))
     return views
@@ -122,8 +120,8 @@ def _from_dataset(run: Run, rows: list[SampleScore], dataset: str) -> list[Sampl
             raise BadInputError(f"dataset {dataset!r}: no sample with key {r.key} and a ground_truth mask; "
                                 "pass the dataset the run's export came from")
         photo, mask = where[r.key]
-        gt = _read_mask(Path(mask), "ground_truth")
-        pred = _read_mask(run.prediction_path(r.key), "out-of-fold prediction")
+        gt = _read_mask(Path(mask), r.key, "ground_truth mask")
+        pred = _read_mask(run.prediction_path(r.key), r.key, "out-of-fold prediction")
         views.append(SampleView(r.key, r.iou, _read_photo(Path(photo)), gt,
                                 _to_frame(pred, crop_box=None, shape=gt.shape)))
     return views

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import NUM_CLASSES
+from clothcurate.masks import read_mask
 
 __all__ = ["ExportStats", "export_stats"]
 
@@ -99,10 +99,7 @@ def export_stats(export_dir: Path) -> ExportStats:
     pixels = np.zeros((k, NUM_CLASSES), dtype=np.int64)
     for s in samples:
         path = export_dir / s["mask"]
-        mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        if mask is None or mask.ndim != 2:
-            raise BadInputError(f"{path}: missing or not a single-channel PNG mask (sample {s['key']}); "
-                                "re-run export-folds")
+        mask = read_mask(path, sample=s["key"], hint="re-run export-folds")
         counts = np.bincount(mask.ravel(), minlength=NUM_CLASSES)[:NUM_CLASSES]
         f = int(s["fold"])
         sizes[f] += 1

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from clothcurate.labelmaps import TARGET_CLASSES
 from clothcurate.atomic import atomic_path
+from clothcurate.labelmaps import TARGET_CLASSES
 from clothcurate.reports.paper import METRICS, PaperFigures
 from clothcurate.reports.runs import Run
 from clothcurate.reports.stats import ExportStats

@@ -35,6 +35,7 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from clothcurate.errors import BadInputError
+from clothcurate.masks import read_mask
 
 __all__ = ["ExportSample", "ExportFolder", "read_export", "DecodedCache", "decode_samples",
            "SegmentationDataset"]
@@ -207,10 +208,7 @@ def _decode_one(sample: ExportSample, size: int, num_classes: int) -> tuple[np.n
     if image is None:
         raise BadInputError(f"{sample.image}: not a readable image (sample {sample.key}); "
                             "re-run export-folds with --overwrite")
-    mask = cv2.imread(str(sample.mask), cv2.IMREAD_UNCHANGED)
-    if mask is None or mask.ndim != 2 or mask.dtype != np.uint8:
-        raise BadInputError(f"{sample.mask}: not a single-channel uint8 PNG mask (sample {sample.key}); "
-                            "re-run export-folds with --overwrite")
+    mask = read_mask(sample.mask, sample=sample.key, hint="re-run export-folds with --overwrite")
     if mask.shape != image.shape[:2]:
         raise BadInputError(f"{sample.mask}: mask {mask.shape} and image {image.shape[:2]} differ in size "
                             f"(sample {sample.key}); re-run export-folds with --overwrite")

@@ -39,12 +39,17 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
+from clothcurate.atomic import atomic_path, write_bytes
 from clothcurate.curation.crop import paste_back
 from clothcurate.errors import BadInputError
-from clothcurate.atomic import atomic_path, write_bytes, write_mask_png
+from clothcurate.masks import write_mask_png
 from clothcurate.training.data import ExportSample
 from clothcurate.training.distributed import DistContext
-from clothcurate.training.metrics import ConfusionMatrix, per_sample_scores, scores_from_confusion
+from clothcurate.training.metrics import (
+    ConfusionMatrix,
+    per_sample_scores,
+    scores_from_confusion,
+)
 from clothcurate.training.postprocess import open_predictions
 
 __all__ = ["LOSSES", "HISTORY_COLUMNS", "build_loss", "make_loader", "make_scaler", "evaluate", "TrainStep",

@@ -16,7 +16,11 @@ import torch
 
 from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import NUM_CLASSES
-from clothcurate.training.weights import LITE_ENCODERS, SMP_HUB_ENCODERS, load_imagenet_encoder
+from clothcurate.training.weights import (
+    LITE_ENCODERS,
+    SMP_HUB_ENCODERS,
+    load_imagenet_encoder,
+)
 
 __all__ = ["ARCHITECTURES", "ENCODERS", "build_model", "encoder_normalization"]
 

@@ -39,12 +39,17 @@ from typing import Any
 
 import torch
 
+from clothcurate.atomic import write_bytes, write_json
 from clothcurate.curation.folds import split_validation
 from clothcurate.errors import BadInputError
 from clothcurate.training.augment import build_transform
-from clothcurate.training.data import ExportFolder, SegmentationDataset, decode_samples, read_export
+from clothcurate.training.data import (
+    ExportFolder,
+    SegmentationDataset,
+    decode_samples,
+    read_export,
+)
 from clothcurate.training.distributed import DistContext, setup
-from clothcurate.atomic import write_bytes, write_json
 from clothcurate.training.loop import LOSSES, FoldPrediction, fit_fold, predict_fold
 from clothcurate.training.metrics import scores_from_confusion, summarize_folds
 from clothcurate.training.models import build_model, encoder_normalization

@@ -14,8 +14,8 @@ import numpy as np
 
 from clothcurate.curation.flags.internal.confident import ModelEvidence
 from clothcurate.curation.flags.internal.run_folder import ConfidenceRef, load_evidence
-from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import BACKGROUND, NUM_CLASSES
+from clothcurate.masks import read_mask
 
 #: masks are judged at a stride that brings their long side to at most this many pixels (the
 #: checks look at regions, not single pixels; a 832 x 550 CCP mask is read at stride 2)
@@ -134,8 +134,8 @@ def read_sample(key: str, gt_path: str, raw_path: str | None = None, raw_backgro
     Raises:
         BadInputError: a mask file or confidence map is missing or malformed.
     """
-    gt = _read_mask(key, gt_path)
-    raw = _read_mask(key, raw_path) if raw_path else None
+    gt = read_mask(gt_path, sample=key, hint=_INGEST_AGAIN)
+    raw = read_mask(raw_path, sample=key, hint=_INGEST_AGAIN) if raw_path else None
     return SampleMasks(key, working_resolution(gt), None if raw is None else working_resolution(raw),
                        tuple(raw_background_ids), image_path,
                        None if model_ref is None else load_evidence(key, gt, model_ref))
@@ -151,12 +151,4 @@ def working_resolution(mask: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(mask[::stride, ::stride])
 
 
-def _read_mask(key: str, path: str) -> np.ndarray:
-    m = cv2.imread(path, cv2.IMREAD_UNCHANGED)
-    if m is None:
-        raise BadInputError(f"sample {key}: mask {path} is missing or unreadable; "
-                            "re-run `clothcurate ingest --overwrite` for its source")
-    if m.ndim != 2 or m.dtype != np.uint8:
-        raise BadInputError(f"sample {key}: mask {path} is {m.dtype} with shape {m.shape}, "
-                            "expected a single-channel 8-bit PNG; re-run ingest for its source")
-    return m
+_INGEST_AGAIN = "re-run `clothcurate ingest --overwrite` for its source"
