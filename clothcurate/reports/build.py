@@ -26,10 +26,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from clothcurate.atomic import write_bytes
 from clothcurate.errors import BadInputError
 from clothcurate.reports import figures
-from clothcurate.reports.html import write_html
-from clothcurate.reports.markdown import write_markdown
+from clothcurate.reports.html import render_html
+from clothcurate.reports.markdown import render_markdown
 from clothcurate.reports.paper import PaperFigures, load_paper
 from clothcurate.reports.runs import Run, load_run
 from clothcurate.reports.samples import best_and_worst, sample_views
@@ -216,8 +217,9 @@ def build_report(runs: list[Path], out: Path, *, dataset: str | None = None, sam
                       sample_figures=grids, exports=_exports(loaded, out), dataset=dataset,
                       dataset_summary=dataset_summary, notes=notes)
 
-    md = write_markdown(data, out / "report.md")
-    html = write_html(data, out / "report.html")
+    md, html = out / "report.md", out / "report.html"
+    write_bytes(md, render_markdown(data).encode("utf-8"))
+    write_bytes(html, render_html(data).encode("utf-8"))
     files = [html, md, out / "table2.csv", out / "table3.csv",
              *(e.table for e in data.exports),
              iou_fig, *confusion.values(), *grids.values(), *(e.figure for e in data.exports)]

@@ -12,7 +12,6 @@ from html import escape
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from clothcurate.atomic import write_bytes
 from clothcurate.labelmaps import TARGET_CLASSES
 from clothcurate.reports._format import duration, left_out, pct, signed
 from clothcurate.reports.colors import hex_color
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
     from clothcurate.reports.build import ExportSection, ReportData
     from clothcurate.reports.runs import Run
 
-__all__ = ["write_html"]
+__all__ = ["render_html"]
 
 _METRIC_NAMES = {"precision": "Precision", "recall": "Recall", "f1": "F1", "iou": "mIoU",
                  "pixel_accuracy": "Pixel acc."}
@@ -255,16 +254,3 @@ def render_html(data: ReportData) -> str:
             f"{notes}{_runs_section(data)}{_curation_section(data)}{_table2(data)}{_table3(data)}"
             f"{_figures(data)}</main></body></html>")
 
-
-def write_html(data: ReportData, path: Path) -> Path:
-    """Write ``report.html`` atomically.
-
-    Args:
-        data: what to show.
-        path: the HTML file.
-
-    Returns:
-        ``path``.
-    """
-    write_bytes(path, render_html(data).encode("utf-8"))
-    return path

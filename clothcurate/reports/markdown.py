@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from clothcurate.atomic import write_bytes
 from clothcurate.labelmaps import TARGET_CLASSES
 from clothcurate.reports._format import duration, left_out, pct, pm, signed
 from clothcurate.reports.paper import METRICS
@@ -14,7 +12,7 @@ from clothcurate.reports.tables import ARCH_NAMES
 if TYPE_CHECKING:
     from clothcurate.reports.build import ReportData
 
-__all__ = ["render_markdown", "write_markdown"]
+__all__ = ["render_markdown"]
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -110,16 +108,3 @@ def render_markdown(data: ReportData) -> str:
     lines += ["Numbers at full precision: [table2.csv](table2.csv), [table3.csv](table3.csv).", ""]
     return "\n".join(lines)
 
-
-def write_markdown(data: ReportData, path: Path) -> Path:
-    """Write ``report.md`` atomically.
-
-    Args:
-        data: what to show.
-        path: the Markdown file.
-
-    Returns:
-        ``path``.
-    """
-    write_bytes(path, render_markdown(data).encode("utf-8"))
-    return path
