@@ -136,14 +136,16 @@ def review(dataset, view, port, address):
 @click.option("--size", type=int, default=None, help="Resize crops to SIZE x SIZE (e.g. 320).")
 @click.option("--keep-flagged", is_flag=True, help="Keep bg_only samples (reject ones are always left out).")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out.")
+@click.option("--jpeg-quality", default=95, show_default=True,
+              help="JPEG quality of re-encoded (cropped) photos; lower makes a smaller folder to ship.")
 @_handle_errors
-def export_folds(dataset, out, folds, seed, fmt, crop, size, keep_flagged, overwrite):
+def export_folds(dataset, out, folds, seed, fmt, crop, size, keep_flagged, overwrite, jpeg_quality):
     """Export cleaned, multilabel-stratified k-fold splits (writes each sample's fold to FiftyOne)."""
     from clothcurate.curation.export import export_folds as run_export
 
     report = run_export(dataset=dataset, out=out, folds=folds, seed=seed, fmt=fmt,
                         crop=None if crop == "none" else crop, size=size,
-                        keep_flagged=keep_flagged, overwrite=overwrite, progress=True)
+                        keep_flagged=keep_flagged, overwrite=overwrite, progress=True, jpeg_quality=jpeg_quality)
     click.echo(report.summary())
 
 

@@ -47,7 +47,7 @@ FORMATS = ("png", "coco", "both")
 CROPS = ("person",)
 CROP_MARGIN = 0.05  # of the person box's width/height, on each side
 EXPORT_VERSION = 1
-_JPEG = [cv2.IMWRITE_JPEG_QUALITY, 95]
+JPEG_QUALITY = 95  # default quality of re-encoded (cropped) photos
 _FIELDS = ["id", "key", "source", "source_id", "filepath", "ground_truth.mask_path", "classes",
            "person.bounding_box", "tags"]
 
@@ -132,6 +132,7 @@ class _Job:
     crop: str | None
     size: int | None
     coco: bool
+    jpeg_quality: int = JPEG_QUALITY
 
 
 
@@ -156,7 +157,7 @@ def _export_sample(job: _Job) -> dict:
         if job.crop:
             box = crop_box(job.bbox, width=width, height=height, margin=CROP_MARGIN)
             image, mask = crop_resize(image, mask, box=box, size=job.size)
-        _write(image_out, image, _JPEG)
+        _write(image_out, image, [cv2.IMWRITE_JPEG_QUALITY, job.jpeg_quality])
         _write(mask_out, mask, MASK_PNG_PARAMS)
     else:
         shutil.copyfile(job.photo, image_out)
@@ -167,7 +168,10 @@ def _export_sample(job: _Job) -> dict:
             "annotations": mask_to_annotations(mask) if job.coco else []}
 
 
-def _check_options(out: Path, *, folds: int, fmt: str, crop: str | None, size: int | None, overwrite: bool) -> None:
+def _check_options(out: Path, *, folds: int, fmt: str, crop: str | None, size: int | None, overwrite: bool,
+                   jpeg_quality: int = JPEG_QUALITY) -> None:
+    if not 1 <= jpeg_quality <= 100:
+        raise BadInputError(f"--jpeg-quality {jpeg_quality}: use 1..100")
     if fmt not in FORMATS:
         raise BadInputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if crop is not None and crop not in CROPS:
@@ -245,7 +249,8 @@ def _coco(samples: list[dict], results: list[dict], dataset: str) -> dict:
 
 def export_folds(*, dataset: str, out: Path, folds: int = 5, seed: int = 0, fmt: str = "png",
                  crop: str | None = None, size: int | None = None, keep_flagged: bool = False,
-                 overwrite: bool = False, progress: bool = True, workers: int | None = None) -> ExportReport:
+                 overwrite: bool = False, progress: bool = True, workers: int | None = None,
+                 jpeg_quality: int = JPEG_QUALITY) -> ExportReport:
     """Export the eligible samples of a dataset as k multilabel-stratified folds.
 
     Args:
@@ -262,6 +267,8 @@ def export_folds(*, dataset: str, out: Path, folds: int = 5, seed: int = 0, fmt:
         overwrite: replace a non-empty ``out``.
         progress: show a progress bar.
         workers: writer threads (default: 2, or fewer CPUs).
+        jpeg_quality: JPEG quality of re-encoded photos (cropped, or not JPEG to begin with);
+            uncropped JPEG photos are copied as they are.
 
     Returns:
         The report (``summary()`` prints what was left out and the fold/class table).
@@ -272,7 +279,8 @@ def export_folds(*, dataset: str, out: Path, folds: int = 5, seed: int = 0, fmt:
     """
     t0 = time.perf_counter()
     out = Path(out).expanduser().absolute()
-    _check_options(out, folds=folds, fmt=fmt, crop=crop, size=size, overwrite=overwrite)
+    _check_options(out, folds=folds, fmt=fmt, crop=crop, size=size, overwrite=overwrite,
+                   jpeg_quality=jpeg_quality)
     ds = load_dataset(dataset)
     rows, left_out = _select([_Row(*v) for v in zip(*ds.values(_FIELDS))], keep_flagged)
     if len(rows) < folds:
@@ -292,7 +300,8 @@ def export_folds(*, dataset: str, out: Path, folds: int = 5, seed: int = 0, fmt:
         (tmp / "images").mkdir(parents=True)
         (tmp / "masks").mkdir()
         jobs = [_Job(key=r.key, photo=r.filepath, mask=r.mask_path, out=str(tmp),
-                     bbox=tuple(r.bbox) if r.bbox else None, crop=crop, size=size, coco=coco) for r in rows]
+                     bbox=tuple(r.bbox) if r.bbox else None, crop=crop, size=size, coco=coco,
+                     jpeg_quality=jpeg_quality) for r in rows]
         results = _run_jobs(jobs, workers=workers or min(2, os.cpu_count() or 1), progress=progress)
         stats = fold_stats(np.array([res["pixels"] for res in results]), fold_of, k=folds, classes=TARGET_CLASSES)
         samples = _sample_index(rows, fold_of, results)
