@@ -4,8 +4,13 @@ For each architecture, the same model and training step (:class:`clothcurate.tra
 AMP, channels-last, GradScaler on CUDA) is timed twice, side by side:
 
 * end to end: export-folder images decoded into the shared cache, augmented by the paper's
-  online augmentation in loader workers, pinned, copied non-blocking;
-* synthetic: one random batch already on the device, fed again and again.
+  online augmentation in loader workers, carried as uint8, pinned, copied non-blocking and
+  normalised on the device;
+* synthetic: one random uint8 batch already on the device, fed again and again (normalised on
+  the device too, so the two differ only by the input pipeline).
+
+It also times the input pipeline alone (the loader's batches, pinned and copied to the device,
+no model): that is the ceiling of end to end.
 
 The ratio end-to-end / synthetic says whether the input pipeline keeps the accelerator busy
 (target on a GPU: >= 90 %). On a machine without CUDA it runs small and says
@@ -72,6 +77,27 @@ def _time(step, batches, *, steps: int, warmup: int, device) -> float:
     return time.perf_counter() - t
 
 
+class _FloatItems:
+    """The loader items as they were before uint8 transport: (3, S, S) float32 normalised in the
+    worker, (S, S) int64 mask (for the side-by-side input-pipeline figure only)."""
+
+    def __init__(self, dataset, mean_std):
+        import torch
+
+        self.dataset, self.torch = dataset, torch
+        self.transform = dataset.transform
+        mean, std = mean_std
+        self.mean = torch.tensor(mean).view(3, 1, 1) * 255
+        self.std = torch.tensor(std).view(3, 1, 1) * 255
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitem__(self, i):
+        image, mask, pos = self.dataset[i]
+        return (image.float() - self.mean) / self.std, mask.long(), pos
+
+
 def _loader_batches(loader):
     """Endless (images, masks) from a loader, epoch after epoch."""
     while True:
@@ -99,8 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     from clothcurate.training.augment import build_transform
     from clothcurate.training.data import SegmentationDataset, decode_samples, read_export
     from clothcurate.training.distributed import DistContext, resolve_device
-    from clothcurate.training.loop import TrainStep, build_loss, make_loader, make_scaler
-    from clothcurate.training.models import build_model, encoder_normalization
+    from clothcurate.training.loop import TrainStep, build_loss, make_loader, make_scaler, to_device
+    from clothcurate.training.models import InputNormalizer, build_model, encoder_normalization
 
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
@@ -126,21 +152,31 @@ def main(argv: list[str] | None = None) -> None:
         print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, {len(export.samples)} samples decoded in "
               f"{decode_s:.1f} s, image {size}x{size}, batch {batch}, {workers} loader workers, "
               f"{steps} timed steps after {warmup}, AMP {'on' if gpu else 'off'}")
-        print(f"{'arch':<8} {'end-to-end img/s':>17} {'synthetic img/s':>16} {'ratio':>6}")
         ctx = DistContext(rank=0, world_size=1, local_rank=0, local_world_size=1, device=device)
-        mean, std = encoder_normalization(args.encoder)
-        dataset = SegmentationDataset(cache, range(len(export.samples)),
-                                      transform=build_transform(size=size, train=True, mean=mean, std=std))
+        normalizer = InputNormalizer(*encoder_normalization(args.encoder), device=device)
+        dataset = SegmentationDataset(cache, range(len(export.samples)), transform=build_transform(size=size, train=True))
         loader = make_loader(dataset, batch_size=batch, train=True, workers=workers, ctx=ctx)
         real = _loader_batches(loader)
+        t_in = _time(lambda images, masks: to_device(images, masks, normalizer), real, steps=steps, warmup=warmup,
+                     device=device)
+        # the same pipeline as it was before: normalised float32 images and int64 masks from the workers
+        old = _FloatItems(dataset, encoder_normalization(args.encoder))
+        old_loader = make_loader(old, batch_size=batch, train=True, workers=workers, ctx=ctx)
+        t_old = _time(lambda images, masks: (images.to(device, non_blocking=True), masks.to(device, non_blocking=True)),
+                      _loader_batches(old_loader), steps=steps, warmup=warmup, device=device)
+        del old_loader
+        print(f"input pipeline alone (loader -> device, no model): uint8 {steps * batch / t_in:.1f} img/s; "
+              f"float32 normalised in the workers {steps * batch / t_old:.1f} img/s "
+              f"(uint8 / float32 = {t_old / t_in:.2f}x)")
+        print(f"{'arch':<8} {'end-to-end img/s':>17} {'synthetic img/s':>16} {'ratio':>6}")
         for arch in args.archs.split(","):
             torch.manual_seed(0)
             model = build_model(arch, encoder=args.encoder, num_classes=len(export.classes))
             model.to(device, memory_format=torch.channels_last if gpu else torch.contiguous_format).train()
             step = TrainStep(model, criterion=build_loss("ce"), optimizer=torch.optim.Adam(model.parameters(), 1e-3),
-                             scaler=make_scaler(device), device=device)
-            x = torch.randn(batch, 3, size, size, device=device)
-            y = torch.randint(0, len(export.classes), (batch, size, size), device=device)
+                             scaler=make_scaler(device), normalizer=normalizer)
+            x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
+            y = torch.randint(0, len(export.classes), (batch, size, size), dtype=torch.uint8, device=device)
 
             def synthetic():
                 while True:

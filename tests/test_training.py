@@ -25,9 +25,9 @@ from clothcurate.cli import main as cli
 from clothcurate.training.augment import build_transform
 from clothcurate.training.data import SegmentationDataset, decode_samples, read_export
 from clothcurate.training.distributed import setup
-from clothcurate.training.loop import build_loss, evaluate, fit_fold, make_loader
+from clothcurate.training.loop import build_loss, evaluate, fit_fold, make_loader, to_device
 from clothcurate.training.metrics import scores_from_confusion
-from clothcurate.training.models import build_model, encoder_normalization
+from clothcurate.training.models import InputNormalizer, build_model, encoder_normalization
 from clothcurate.training.run import train_eval
 
 SIZE = 64
@@ -79,22 +79,23 @@ def test_a_few_dozen_steps_raise_training_iou(export_dir, tmp_path):
     export = read_export(export_dir)
     samples = export.samples[:8]
     cache = decode_samples(samples, size=SIZE)
-    mean, std = encoder_normalization(ENCODER)
-    plain = SegmentationDataset(cache, range(len(samples)), transform=build_transform(size=SIZE, train=False,
-                                                                                        mean=mean, std=std))
+    plain = SegmentationDataset(cache, range(len(samples)), transform=build_transform(size=SIZE, train=False))
     ctx = setup("cpu")
+    norm = InputNormalizer(*encoder_normalization(ENCODER), device=ctx.device)
     torch.manual_seed(0)
     model = build_model("fpn", encoder=ENCODER, encoder_weights="imagenet")
     loader = make_loader(plain, batch_size=8, train=False, workers=0, ctx=ctx)
 
     def score():
-        loss, cm = evaluate(model, loader, criterion=build_loss("ce"), ctx=ctx, num_classes=15)
+        loss, cm = evaluate(model, loader, criterion=build_loss("ce"), ctx=ctx, num_classes=15,
+                            normalizer=norm)
         return loss, scores_from_confusion(cm.compute())["mean"]
 
     loss0, before = score()
     twice = SegmentationDataset(cache, [*range(len(samples))] * 2, transform=plain.transform)
     fit = fit_fold(model, train_set=twice, val_set=plain, fold_dir=tmp_path / "fold", epochs=5, patience=100,
-                   lr=1e-3, loss="ce", batch_size=4, workers=0, ctx=ctx, num_classes=15, progress=False)
+                   lr=1e-3, loss="ce", batch_size=4, workers=0, ctx=ctx, num_classes=15, normalizer=norm,
+                   progress=False)
     loss1, after = score()
     assert fit.epochs_run == 5 and len(fit.history) == 5   # 5 epochs x 4 steps = 20 Adam steps
     assert loss1 < 0.5 * loss0
@@ -230,3 +231,30 @@ def test_cli_exit_code_2_on_missing_or_incomplete_export(tmp_path, export_dir):
     incomplete = runner.invoke(cli, [*args, "--data", str(partial)])
     assert incomplete.exit_code == 2 and "folds.json" in incomplete.output
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("encoder", ["tf_efficientnet_lite0", "efficientnet-b0"])
+def test_device_normalisation_equals_albumentations_normalize(encoder):
+    """The loaders carry uint8; InputNormalizer must give what A.Normalize gave on the CPU."""
+    import albumentations as A
+
+    mean, std = encoder_normalization(encoder)
+    rng = np.random.default_rng(7)
+    images = rng.integers(0, 256, size=(3, 32, 48, 3), dtype=np.uint8)          # N, H, W, C
+    expected = np.stack([A.Normalize(mean=mean, std=std, max_pixel_value=255.0)(image=im)["image"]
+                         for im in images]).transpose(0, 3, 1, 2)
+    batch = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    got = InputNormalizer(mean, std, device="cpu")(batch)
+    assert got.dtype == torch.float32 and got.is_contiguous(memory_format=torch.channels_last)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_loader_items_stay_uint8(export_dir):
+    export = read_export(export_dir)
+    cache = decode_samples(export.samples[:2], size=SIZE)
+    ds = SegmentationDataset(cache, [0, 1], transform=build_transform(size=SIZE, train=True))
+    image, mask, pos = ds[1]
+    assert image.dtype == torch.uint8 and image.shape == (3, SIZE, SIZE)
+    assert mask.dtype == torch.uint8 and mask.shape == (SIZE, SIZE) and pos == 1
+    x, y = to_device(image[None], mask[None], InputNormalizer((0.5,) * 3, (0.5,) * 3, device="cpu"))
+    assert y.dtype == torch.int64 and float(x.min()) >= -1.0 and float(x.max()) <= 1.0

@@ -79,7 +79,7 @@ def _class_name(c: int) -> str:
 
 def _runs_section(data: ReportData) -> str:
     head = ("<tr><th>Run</th><th>Arch</th><th>Encoder</th><th>Folds</th><th>Metrics shown</th>"
-            "<th>Machine</th><th>Duration</th><th>Export</th><th>Folder</th></tr>")
+            "<th>Machine</th><th>Training</th><th>Export</th><th>Folder</th></tr>")
     rows = []
     for r in data.runs:
         export = r.export_dir.name if r.export_dir else f"{r.recorded_export} (not found)"

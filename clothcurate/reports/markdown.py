@@ -25,7 +25,7 @@ def _runs(data: ReportData) -> list[str]:
     rows = [[r.label, ARCH_NAMES.get(r.arch, r.arch), r.encoder, str(r.n_folds), ", ".join(r.variants), r.machine,
              duration(r.duration_s), r.export_dir.name if r.export_dir else f"{r.recorded_export} (not found)"]
             for r in data.runs]
-    out = ["## Runs", ""] + _table(["Run", "Arch", "Encoder", "Folds", "Metrics", "Machine", "Duration", "Export"], rows)
+    out = ["## Runs", ""] + _table(["Run", "Arch", "Encoder", "Folds", "Metrics", "Machine", "Training", "Export"], rows)
     for r in data.runs:
         opts = ", ".join(f"`{k}={v}`" for k, v in r.options.items())
         out += [f"- **{r.label}** (`{r.path}`): {opts}", ""]

@@ -133,7 +133,13 @@ class Run:
 
     @property
     def duration_s(self) -> float | None:
-        """Seconds from the run's start to its end, when ``config.json`` records both."""
+        """Training time: the epoch seconds of every fold's ``history.csv`` summed (a run trained
+        in several sittings or on another machine counts only its training); else the seconds
+        from the run's start to its end, when ``config.json`` records both."""
+        seconds = [float(row["seconds"]) for path in sorted(self.path.glob("folds/*/history.csv"))
+                   for row in csv.DictReader(path.open(newline="")) if row.get("seconds")]
+        if seconds:
+            return sum(seconds)
         start, end = (_first(self.config, names) for names in (_START_KEYS, _END_KEYS))
         if isinstance(start, (int, float)) and isinstance(end, (int, float)):
             return float(end) - float(start)

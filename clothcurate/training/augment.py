@@ -1,21 +1,21 @@
-"""The paper's online augmentation (Sec. IV-B) with albumentations, plus input normalisation.
+"""The paper's online augmentation (Sec. IV-B) with albumentations.
 
 Training: horizontal flip, rotation (+-15 degrees, background fill), random crop resized back to
 ``S x S`` (RandomResizedCrop, 60-100 % of the area), Gaussian noise, brightness and contrast.
 Masks follow every geometric step with nearest-neighbour interpolation, so only the original
 class ids appear; pixels rotated in from outside become background (0). Validation and test get
-no augmentation. Both end by scaling to [0, 1], normalising with the encoder's mean and std and
-converting to tensors (image (3, S, S) float32, mask (S, S) uint8).
+no augmentation. Both end by converting to tensors that stay uint8 (image (3, S, S), mask (S, S)):
+scaling to [0, 1] and the encoder's normalisation happen on the device
+(:class:`clothcurate.training.models.InputNormalizer`), so loader workers, pinning and the copy
+to the GPU move a quarter of the bytes of float32 images.
 
 Example::
 
-    tf = build_transform(size=320, train=True, mean=(0.5,) * 3, std=(0.5,) * 3)
-    out = tf(image=image, mask=mask)      # out["image"]: (3, S, S) float, out["mask"]: (S, S)
+    tf = build_transform(size=320, train=True)
+    out = tf(image=image, mask=mask)      # out["image"]: (3, S, S) uint8, out["mask"]: (S, S) uint8
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import albumentations as A
 import cv2
@@ -37,19 +37,18 @@ def _paper_augmentation(size: int) -> list[A.BasicTransform]:
     ]
 
 
-def build_transform(*, size: int, train: bool, mean: Sequence[float], std: Sequence[float]) -> A.Compose:
+def build_transform(*, size: int, train: bool) -> A.Compose:
     """The transform of one split.
 
     Args:
         size: side S of the (square) input the transform receives and returns.
         train: add the online augmentation (training split only).
-        mean: per-channel mean of the encoder's normalisation, for [0, 1]-scaled RGB.
-        std: per-channel standard deviation, same convention.
 
     Returns:
-        A callable ``tf(image=(S, S, 3) uint8, mask=(S, S) uint8) -> {"image": (3, S, S) float32
-        tensor, "mask": (S, S) uint8 tensor}``.
+        A callable ``tf(image=(S, S, 3) uint8, mask=(S, S) uint8) -> {"image": (3, S, S) uint8
+        tensor, "mask": (S, S) uint8 tensor}`` (normalise on the device with
+        :class:`clothcurate.training.models.InputNormalizer`).
     """
     steps = _paper_augmentation(size) if train else []
-    steps += [A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0), ToTensorV2()]
+    steps.append(ToTensorV2())
     return A.Compose(steps)

@@ -15,7 +15,7 @@ Example::
     train, test = export.fold_parts(0)
     cache = decode_samples(export.samples, size=320)
     ds = SegmentationDataset(cache, [export.index(s.key) for s in train], transform=tf)
-    image, mask, i = ds[0]        # (3, S, S) float, (S, S) long, position in the cache
+    image, mask, i = ds[0]        # (3, S, S) uint8, (S, S) uint8, position in the cache
 """
 
 from __future__ import annotations
@@ -263,10 +263,11 @@ class SegmentationDataset(Dataset):
         cache: the decoded samples (shared, never modified).
         positions: the cache positions this dataset serves, in order.
         transform: ``transform(image=(S, S, 3) uint8, mask=(S, S) uint8)`` returning a dict whose
-            ``image`` is a (3, S, S) float tensor (already scaled and normalised, see
-            :func:`clothcurate.training.augment.build_transform`) and ``mask`` an (S, S) tensor.
+            ``image`` is a (3, S, S) uint8 tensor and ``mask`` an (S, S) tensor (see
+            :func:`clothcurate.training.augment.build_transform`).
 
-    Items are ``(image (3, S, S) float32, mask (S, S) int64, position)``.
+    Items are ``(image (3, S, S) uint8, mask (S, S) uint8, position)``: scaling, normalisation
+    and the int64 targets are made on the device (:func:`clothcurate.training.loop.to_device`).
     """
 
     def __init__(self, cache: DecodedCache, positions: Sequence[int], *, transform: Callable[..., dict]):
@@ -281,4 +282,4 @@ class SegmentationDataset(Dataset):
         pos = self.positions[i]
         out = self.transform(image=self.cache.images[pos].numpy().copy(),
                              mask=self.cache.masks[pos].numpy().copy())
-        return out["image"], torch.as_tensor(out["mask"]).long(), pos
+        return out["image"], torch.as_tensor(out["mask"], dtype=torch.uint8), pos

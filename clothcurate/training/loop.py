@@ -45,6 +45,7 @@ from clothcurate.errors import BadInputError
 from clothcurate.masks import write_mask_png
 from clothcurate.training.data import ExportSample
 from clothcurate.training.distributed import DistContext
+from clothcurate.training.models import InputNormalizer
 from clothcurate.training.metrics import (
     ConfusionMatrix,
     per_sample_scores,
@@ -52,7 +53,7 @@ from clothcurate.training.metrics import (
 )
 from clothcurate.training.postprocess import open_predictions
 
-__all__ = ["LOSSES", "HISTORY_COLUMNS", "build_loss", "make_loader", "make_scaler", "evaluate", "TrainStep",
+__all__ = ["LOSSES", "HISTORY_COLUMNS", "build_loss", "make_loader", "make_scaler", "to_device", "evaluate", "TrainStep",
            "fit_fold", "FitResult", "predict_fold", "FoldPrediction"]
 
 LOSSES = ("ce", "dice", "focal", "ce+dice")
@@ -111,11 +112,22 @@ def make_scaler(device: torch.device) -> torch.amp.GradScaler:
     return torch.amp.GradScaler(device.type, enabled=enabled and dtype == torch.float16)
 
 
-def _to_device(images: torch.Tensor, masks: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """Non-blocking copies; channels-last images on CUDA."""
+def to_device(images: torch.Tensor, masks: torch.Tensor, normalizer: InputNormalizer) -> tuple[torch.Tensor, torch.Tensor]:
+    """A loader batch on the model's device, ready for the model and the loss.
+
+    Args:
+        images: (N, 3, S, S) uint8 RGB (pinned on CUDA).
+        masks: (N, S, S) uint8 class ids.
+        normalizer: scales and normalises on its device.
+
+    Returns:
+        ``(x, y)``: x (N, 3, S, S) float32 normalised (channels-last on CUDA), y (N, S, S) int64;
+        the copies are non-blocking, the uint8 -> float/int64 conversions run on the device.
+    """
+    device = normalizer.device
     fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-    return (images.to(device, non_blocking=True, memory_format=fmt),
-            masks.to(device, non_blocking=True))
+    x = normalizer(images.to(device, non_blocking=True, memory_format=fmt))
+    return x, masks.to(device, non_blocking=True).long()
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -192,16 +204,17 @@ def _write_history(path: Path, history: Sequence[dict[str, float]]) -> None:
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, *, criterion: nn.Module, ctx: DistContext,
-             num_classes: int) -> tuple[float, ConfusionMatrix]:
+             num_classes: int, normalizer: InputNormalizer) -> tuple[float, ConfusionMatrix]:
     """Mean loss and raw-argmax confusion matrix of a loader, summed over DDP ranks.
 
     Args:
         model: the network (eval mode is set here; the caller restores train mode).
-        loader: yields ``(image (N, 3, S, S), mask (N, S, S), position)``; under DDP each rank
-            passes its own shard.
+        loader: yields ``(image (N, 3, S, S) uint8, mask (N, S, S) uint8, position)``; under DDP
+            each rank passes its own shard.
         criterion: the training loss (averaged per image over all ranks).
         ctx: the distributed context.
         num_classes: K.
+        normalizer: the encoder's input normalisation, on ``ctx.device``.
 
     Returns:
         ``(mean loss, confusion matrix)``; the matrix lives on ``ctx.device``.
@@ -212,7 +225,7 @@ def evaluate(model: nn.Module, loader: DataLoader, *, criterion: nn.Module, ctx:
     total = torch.zeros((), dtype=torch.float64, device=ctx.device)
     count = 0
     for images, masks, _ in loader:
-        x, y = _to_device(images, masks, ctx.device)
+        x, y = to_device(images, masks, normalizer)
         with torch.autocast(ctx.device.type, dtype=dtype, enabled=enabled):
             logits = model(x)
         total += criterion(logits.float(), y).double() * len(x)
@@ -251,22 +264,22 @@ class TrainStep:
         criterion: ``loss(logits (N, K, S, S) float32, target (N, S, S) int64)``.
         optimizer: its optimiser.
         scaler: the GradScaler (enabled only for fp16 autocast).
-        device: where the batch goes.
+        normalizer: the encoder's input normalisation; its device is where the batch goes.
     """
 
     def __init__(self, model: nn.Module, *, criterion: nn.Module, optimizer: torch.optim.Optimizer,
-                 scaler: torch.amp.GradScaler, device: torch.device):
+                 scaler: torch.amp.GradScaler, normalizer: InputNormalizer):
         self.model, self.criterion, self.optimizer = model, criterion, optimizer
-        self.scaler, self.device = scaler, device
-        self.amp, self.dtype = _amp(device)
+        self.scaler, self.normalizer, self.device = scaler, normalizer, normalizer.device
+        self.amp, self.dtype = _amp(self.device)
 
     def __call__(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """Train on one batch: images (N, 3, S, S) float, masks (N, S, S) int64 (any device).
+        """Train on one batch: images (N, 3, S, S) uint8, masks (N, S, S) uint8 (any device).
 
         Returns:
             The batch's loss, detached, on the device (no host synchronisation).
         """
-        x, y = _to_device(images, masks, self.device)
+        x, y = to_device(images, masks, self.normalizer)
         self.optimizer.zero_grad(set_to_none=True)
         with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.amp):
             logits = self.model(x)
@@ -294,7 +307,7 @@ def _train_epoch(step: TrainStep, loader: DataLoader, *, ctx: DistContext, bar: 
 
 def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir: Path, epochs: int,
              patience: int, lr: float, loss: str, batch_size: int, workers: int, ctx: DistContext,
-             num_classes: int, seed: int = 0, progress: bool = True) -> FitResult:
+             num_classes: int, normalizer: InputNormalizer, seed: int = 0, progress: bool = True) -> FitResult:
     """Train one fold, resuming from ``fold_dir/last.pt`` when it exists.
 
     Args:
@@ -311,6 +324,7 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
         workers: loader processes per process.
         ctx: the distributed context; only rank 0 writes files.
         num_classes: K.
+        normalizer: the encoder's input normalisation, on ``ctx.device``.
         seed: seed of the shuffling and augmentation (offset by rank).
         progress: tqdm bars (rank 0 only).
 
@@ -350,7 +364,7 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
             _set_rng_state(rngs[ctx.rank])
 
     net = ctx.wrap(model)
-    step = TrainStep(net, criterion=criterion, optimizer=optimizer, scaler=scaler, device=device)
+    step = TrainStep(net, criterion=criterion, optimizer=optimizer, scaler=scaler, normalizer=normalizer)
     train_loader = make_loader(train_set, batch_size=batch_size, train=True, workers=workers, ctx=ctx, seed=seed)
     val_loader = make_loader(val_set, batch_size=batch_size * 2, train=False, workers=workers, ctx=ctx)
     show = progress and ctx.is_main
@@ -364,7 +378,8 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
                   disable=not show, leave=False) as bar:
             train_loss = _train_epoch(step, train_loader, ctx=ctx, bar=bar)
         # the unwrapped module: no DDP buffer broadcast, so ranks may hold unequal validation shards
-        val_loss, cm = evaluate(model, val_loader, criterion=criterion, ctx=ctx, num_classes=num_classes)
+        val_loss, cm = evaluate(model, val_loader, criterion=criterion, ctx=ctx, num_classes=num_classes,
+                                normalizer=normalizer)
         val_miou = scores_from_confusion(cm.compute())["mean"]["iou"]
         lr_now = optimizer.param_groups[0]["lr"]
         scheduler.step(val_loss)
@@ -436,7 +451,7 @@ def _write_outputs(sample: ExportSample, opened: np.ndarray, confidence: np.ndar
 @torch.no_grad()
 def predict_fold(model: nn.Module, *, test_set: Dataset, samples: Sequence[ExportSample], run_dir: Path,
                  ctx: DistContext, batch_size: int, workers: int, num_classes: int,
-                 progress: bool = True) -> FoldPrediction:
+                 normalizer: InputNormalizer, progress: bool = True) -> FoldPrediction:
     """Predict this rank's test images, write their files and score both variants.
 
     Args:
@@ -450,6 +465,7 @@ def predict_fold(model: nn.Module, *, test_set: Dataset, samples: Sequence[Expor
         batch_size: images per forward pass.
         workers: loader processes.
         num_classes: K.
+        normalizer: the encoder's input normalisation, on ``ctx.device``.
         progress: tqdm bar (rank 0 only).
 
     Returns:
@@ -468,7 +484,7 @@ def predict_fold(model: nn.Module, *, test_set: Dataset, samples: Sequence[Expor
     with ThreadPoolExecutor(max_workers=4) as writer:
         for images, masks, positions in tqdm(loader, desc="predict", unit="batch", leave=False,
                                              disable=not (progress and ctx.is_main)):
-            x, y = _to_device(images, masks, device)
+            x, y = to_device(images, masks, normalizer)
             with torch.autocast(device.type, dtype=dtype, enabled=enabled):
                 logits = model(x)
             probs = logits.float().softmax(1)                                   # (N, K, S, S)

@@ -3,8 +3,8 @@
 Example::
 
     model = build_model("fpn", encoder="tf_efficientnet_lite0")      # ImageNet encoder, offline
-    mean, std = encoder_normalization("tf_efficientnet_lite0")
-    logits = model((images / 255 - mean) / std)                      # (N, 15, H, W)
+    norm = InputNormalizer(*encoder_normalization("tf_efficientnet_lite0"), device="cuda")
+    logits = model(norm(images_uint8.cuda()))                        # (N, 15, H, W)
 
 H and W must be multiples of 32 (the encoder's output stride); 320 x 320 as in the paper.
 """
@@ -22,7 +22,7 @@ from clothcurate.training.weights import (
     load_imagenet_encoder,
 )
 
-__all__ = ["ARCHITECTURES", "ENCODERS", "build_model", "encoder_normalization"]
+__all__ = ["ARCHITECTURES", "ENCODERS", "build_model", "encoder_normalization", "InputNormalizer"]
 
 ARCHITECTURES: dict[str, type[torch.nn.Module]] = {
     "fpn": smp.FPN,
@@ -58,6 +58,31 @@ def encoder_normalization(encoder: str) -> tuple[tuple[float, float, float], tup
     """
     _check_encoder(encoder)
     return _HALF if encoder in LITE_ENCODERS else _IMAGENET
+
+
+class InputNormalizer:
+    """Turns uint8 RGB batches into the encoder's float input, on the device.
+
+    The loaders carry uint8 images (a quarter of float32's bytes through worker shared memory,
+    pinning and the host-to-device copy); scaling to [0, 1] and the encoder's normalisation
+    happen here, fused into one multiply-add on the device: ``x * (1 / (255 std)) - mean / std``.
+
+    Args:
+        mean: per-channel mean for RGB in [0, 1] (:func:`encoder_normalization`).
+        std: per-channel std, same convention.
+        device: where the batches are normalised (the model's device).
+    """
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], *, device: torch.device | str):
+        self.device = torch.device(device)
+        m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
+        s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self.scale = (1.0 / (255.0 * s)).to(self.device)
+        self.shift = (m / s).to(self.device)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        """images: (N, 3, S, S) uint8 on ``device`` -> (N, 3, S, S) float32, memory format kept."""
+        return images.float().mul_(self.scale).sub_(self.shift)
 
 
 def build_model(arch: str, *, encoder: str = "tf_efficientnet_lite0", encoder_weights: str | None = "imagenet",

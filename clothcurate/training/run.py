@@ -52,7 +52,7 @@ from clothcurate.training.data import (
 from clothcurate.training.distributed import DistContext, setup
 from clothcurate.training.loop import LOSSES, FoldPrediction, fit_fold, predict_fold
 from clothcurate.training.metrics import scores_from_confusion, summarize_folds
-from clothcurate.training.models import build_model, encoder_normalization
+from clothcurate.training.models import InputNormalizer, build_model, encoder_normalization
 
 __all__ = ["train_eval", "TrainEvalResult", "parse_folds", "VALIDATION_FRACTION"]
 
@@ -170,8 +170,13 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _start_config(run_dir: Path, options: dict[str, Any], export: ExportFolder, ctx: DistContext) -> dict[str, Any]:
-    """Write (or update) config.json; refuse a run folder made with other results-changing options."""
+def _start_config(run_dir: Path, options: dict[str, Any], export: ExportFolder, ctx: DistContext, *,
+                  training: bool) -> dict[str, Any]:
+    """Write (or update) config.json; refuse a run folder made with other results-changing options.
+
+    ``machine`` and ``versions`` describe the last invocation that trained a fold: an invocation
+    that only collects finished folds (e.g. on the workstation, after training on a GPU machine)
+    keeps them. Each fold's ``scores.json`` records its own machine too."""
     path = run_dir / "config.json"
     previous: dict[str, Any] = {}
     if path.exists():
@@ -187,10 +192,13 @@ def _start_config(run_dir: Path, options: dict[str, Any], export: ExportFolder, 
         if previous.get("export", {}).get("created") != export.meta.get("created"):
             raise BadInputError(f"{path}: this run folder was made from another export (created "
                                 f"{previous.get('export', {}).get('created')}); use another --out")
-    config = {"arch": options["arch"], "encoder": options["encoder"], "options": options, "export": export.meta, "export_dir": str(export.root),
-              "versions": _versions(), "machine": _machine(ctx),
+    keep = not training and "machine" in previous
+    config = {"arch": options["arch"], "encoder": options["encoder"], "options": options, "export": export.meta,
+              "export_dir": str(export.root),
+              "versions": previous["versions"] if keep else _versions(),
+              "machine": previous["machine"] if keep else _machine(ctx),
               "started": previous.get("started", _now()), "resumed": previous.get("resumed", -1) + 1,
-              "finished": None}
+              "finished": previous.get("finished") if keep else None}
     write_json(path, config)
     return config
 
@@ -250,7 +258,7 @@ def _default_workers(ctx: DistContext) -> int:
 
 
 def _run_fold(k: int, *, export: ExportFolder, cache, options: dict[str, Any], run_dir: Path,
-              ctx: DistContext, mean, std, workers: int) -> None:
+              ctx: DistContext, normalizer: InputNormalizer, workers: int) -> None:
     """Train (or resume) and evaluate fold k; rank 0 writes its scores and the done marker."""
     fold_dir = run_dir / "folds" / str(k)
     train_pos, test_pos = export.fold_parts(k)
@@ -259,8 +267,7 @@ def _run_fold(k: int, *, export: ExportFolder, cache, options: dict[str, Any], r
     size, num_classes = options["image_size"], len(export.classes)
 
     def dataset(positions, *, train: bool) -> SegmentationDataset:
-        return SegmentationDataset(cache, positions, transform=build_transform(size=size, train=train,
-                                                                               mean=mean, std=std))
+        return SegmentationDataset(cache, positions, transform=build_transform(size=size, train=train))
 
     torch.manual_seed(options["seed"] + k)  # same decoder init on every rank (DDP broadcasts rank 0's anyway)
     weights = None if str(options["encoder_weights"]).lower() == "none" else options["encoder_weights"]
@@ -270,15 +277,16 @@ def _run_fold(k: int, *, export: ExportFolder, cache, options: dict[str, Any], r
                    val_set=dataset(ctx.shard([train_pos[i] for i in val_idx]), train=False),
                    fold_dir=fold_dir, epochs=options["epochs"], patience=options["patience"], lr=options["lr"],
                    loss=options["loss"], batch_size=options["batch_size"], workers=workers, ctx=ctx,
-                   num_classes=num_classes, seed=options["seed"] + 1000 * k)
+                   num_classes=num_classes, normalizer=normalizer, seed=options["seed"] + 1000 * k)
     pred = predict_fold(model, test_set=dataset(ctx.shard(test_pos), train=False), samples=export.samples,
                         run_dir=run_dir, ctx=ctx, batch_size=2 * options["batch_size"], workers=workers,
-                        num_classes=num_classes)
+                        num_classes=num_classes, normalizer=normalizer)
     if ctx.is_main:
         entry = _fold_entry(k, pred)
         facts = {"n_train": len(fit_idx), "n_val": len(val_idx), "n_test": len(test_pos),
                  "best_epoch": fit.best_epoch, "best_val_loss": fit.best_val_loss, "epochs_run": fit.epochs_run,
-                 "stopped_early": fit.stopped_early}
+                 "stopped_early": fit.stopped_early, "train_seconds": round(sum(r["seconds"] for r in fit.history), 1),
+                 "machine": _machine(ctx), "finished": _now()}
         write_json(fold_dir / "scores.json", {"entry": entry, "fit": facts})
         write_bytes(fold_dir / "per_sample.csv",
                      _per_sample_csv([(key, k, iou, acc) for key, iou, acc in pred.per_sample]))
@@ -335,24 +343,25 @@ def train_eval(*, arch: str, encoder: str = "tf_efficientnet_lite0", encoder_wei
     try:
         if ctx.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            config = _start_config(run_dir, options, export, ctx)
-        ctx.barrier()
         todo = [k for k in folds if not (run_dir / "folds" / str(k) / "done").exists()]
+        if ctx.is_main:
+            config = _start_config(run_dir, options, export, ctx, training=bool(todo))
+        ctx.barrier()
         skipped = [k for k in folds if k not in todo]
         if todo:
-            mean, std = encoder_normalization(encoder)
+            normalizer = InputNormalizer(*encoder_normalization(encoder), device=ctx.device)
             cache = decode_samples(export.samples, size=image_size, num_classes=len(export.classes),
                                    progress=ctx.is_main)
             n_workers = _default_workers(ctx) if workers is None else workers
             for k in todo:
                 _run_fold(k, export=export, cache=cache, options=options, run_dir=run_dir, ctx=ctx,
-                          mean=mean, std=std, workers=n_workers)
+                          normalizer=normalizer, workers=n_workers)
         metrics: dict[str, Any] = {}
         entries: list[dict[str, Any]] = []
         writeback = ""
         if ctx.is_main:
             metrics, entries = _collect(run_dir, arch, encoder, export.classes)
-            write_json(run_dir / "config.json", {**config, "finished": _now()})
+            write_json(run_dir / "config.json", {**config, "finished": _now() if todo else config["finished"] or _now()})
             writeback = _write_back(run_dir, dataset=dataset, arch=arch)
         ctx.barrier()
     finally:
