@@ -123,10 +123,24 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from clothcurate.training.augment import build_transform
-    from clothcurate.training.data import SegmentationDataset, decode_samples, read_export
+    from clothcurate.training.data import (
+        SegmentationDataset,
+        decode_samples,
+        read_export,
+    )
     from clothcurate.training.distributed import DistContext, resolve_device
-    from clothcurate.training.loop import TrainStep, build_loss, make_loader, make_scaler, to_device
-    from clothcurate.training.models import InputNormalizer, build_model, encoder_normalization
+    from clothcurate.training.loop import (
+        TrainStep,
+        build_loss,
+        make_loader,
+        make_scaler,
+        to_device,
+    )
+    from clothcurate.training.models import (
+        InputNormalizer,
+        build_model,
+        encoder_normalization,
+    )
 
     device = resolve_device(args.device)
     gpu = device.type == "cuda"

@@ -25,9 +25,19 @@ from clothcurate.cli import main as cli
 from clothcurate.training.augment import build_transform
 from clothcurate.training.data import SegmentationDataset, decode_samples, read_export
 from clothcurate.training.distributed import setup
-from clothcurate.training.loop import build_loss, evaluate, fit_fold, make_loader, to_device
+from clothcurate.training.loop import (
+    build_loss,
+    evaluate,
+    fit_fold,
+    make_loader,
+    to_device,
+)
 from clothcurate.training.metrics import scores_from_confusion
-from clothcurate.training.models import InputNormalizer, build_model, encoder_normalization
+from clothcurate.training.models import (
+    InputNormalizer,
+    build_model,
+    encoder_normalization,
+)
 from clothcurate.training.run import train_eval
 
 SIZE = 64

@@ -45,12 +45,12 @@ from clothcurate.errors import BadInputError
 from clothcurate.masks import write_mask_png
 from clothcurate.training.data import ExportSample
 from clothcurate.training.distributed import DistContext
-from clothcurate.training.models import InputNormalizer
 from clothcurate.training.metrics import (
     ConfusionMatrix,
     per_sample_scores,
     scores_from_confusion,
 )
+from clothcurate.training.models import InputNormalizer
 from clothcurate.training.postprocess import open_predictions
 
 __all__ = ["LOSSES", "HISTORY_COLUMNS", "build_loss", "make_loader", "make_scaler", "to_device", "evaluate", "TrainStep",

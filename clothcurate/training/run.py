@@ -52,7 +52,11 @@ from clothcurate.training.data import (
 from clothcurate.training.distributed import DistContext, setup
 from clothcurate.training.loop import LOSSES, FoldPrediction, fit_fold, predict_fold
 from clothcurate.training.metrics import scores_from_confusion, summarize_folds
-from clothcurate.training.models import InputNormalizer, build_model, encoder_normalization
+from clothcurate.training.models import (
+    InputNormalizer,
+    build_model,
+    encoder_normalization,
+)
 
 __all__ = ["train_eval", "TrainEvalResult", "parse_folds", "VALIDATION_FRACTION"]
 
