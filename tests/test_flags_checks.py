@@ -182,3 +182,17 @@ def test_scoring_combines_as_noisy_or():
     np.testing.assert_allclose(q, [1.0, 0.0, 1 - 0.5 * w, 1 - w])
     assert scoring.issues(scores, checks) == [[], ["background_only"], ["holes"], ["holes"]]
     assert scoring.suspicious(q, scoring.issues(scores, checks)).tolist() == [False, True, True, True]
+
+
+def test_with_a_model_heuristics_count_only_where_they_fire():
+    from clothcurate.curation.flags.model import model_disagreement
+
+    checks = [get_check("holes"), model_disagreement]
+    thr = checks[0].threshold
+    scores = np.array([[0.9 * thr, 0.2], [thr, 0.2], [0.0, 0.2], [0.9 * thr, 0.0]])
+    q = scoring.label_quality(scores, checks)
+    w_h, w_m = checks[0].weight, checks[1].weight
+    # below its threshold the heuristic changes nothing; at it, it compounds with the model
+    np.testing.assert_allclose(q, [1 - 0.2 * w_m, (1 - thr * w_h) * (1 - 0.2 * w_m), 1 - 0.2 * w_m, 1.0])
+    # without the model column the same heuristic score counts in full
+    np.testing.assert_allclose(scoring.label_quality(scores[:, :1], checks[:1])[0], 1 - 0.9 * thr * w_h)

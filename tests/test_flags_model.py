@@ -21,6 +21,7 @@ from clothcurate.curation.flags.internal.confident import (
     SHOULD_BE_BACKGROUND,
     ModelEvidence,
     issue_pixels,
+    pooled_self_confidence,
 )
 from clothcurate.curation.flags.model import (
     describe,
@@ -124,7 +125,19 @@ def test_clean_annotation_with_confident_model_gives_no_finding():
     for ev in evs:
         assert not issue_pixels(ev, stats.thresholds).flagged.any()
         verdict = judge(ev, stats.thresholds)
-        assert verdict.findings == [] and verdict.statistic == 0.0
+        # every pixel's p(given) is the quantised P_TRUE, so the softmin pool is that value
+        assert verdict.findings == [] and verdict.statistic == pytest.approx(-np.log(round(P_TRUE * 255) / 255))
+
+
+def test_pooled_self_confidence_is_led_by_the_least_confident_pixels():
+    p = np.full((40, 40), 0.95)
+    assert pooled_self_confidence(p) == pytest.approx(0.95)
+    p[:4, :4] = 0.05                                     # 1 % of the pixels contradicted
+    pooled = pooled_self_confidence(p)
+    assert pooled < 0.95 - 0.5 * (0.95 - 0.05) and pooled < p.mean() - 0.3
+    # lower temperature -> nearer the minimum, higher -> nearer the mean
+    assert pooled_self_confidence(p, temperature=0.01) < pooled < pooled_self_confidence(p, temperature=10)
+    assert pooled_self_confidence(p, temperature=10) == pytest.approx(p.mean(), abs=0.01)
 
 
 def test_missing_garment_and_stray_blob():

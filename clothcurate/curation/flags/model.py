@@ -6,10 +6,13 @@ thresholds (the model's mean self-confidence per class) are learned over the who
 pixels are aggregated per connected region of the annotation into findings a reviewer can act
 on (``region labelled dress (12,400 px) looks like coat, p=0.93``, ``bag missing? ...``).
 
-The check ``model_disagreement`` (``needs={"model"}``) scores the share of the labelled person
-that the findings contradict, weighted by the model's margin, against the run's own
-distribution (:mod:`.calibration`). Only samples with a confidence map (the run's test folds)
-are judged; the others score 0.
+The check ``model_disagreement`` (``needs={"model"}``) ranks every judged sample by how little the
+model believes its given labels: the surprise ``-log q`` of the softmin-pooled self-confidence
+``q`` of its pixels (:func:`~.internal.confident.pooled_self_confidence`), scored against the run's
+own distribution (:mod:`.calibration`; on the log scale the tail of ``q`` near 0 is not squeezed
+against 1 as ``1 - q`` would be). Pooling every pixel (not only the findings' pixels) keeps subtle errors,
+a dilated or shifted garment that leaves no finding, in the ranking; the findings say where to
+look. Only samples with a confidence map (the run's test folds) are judged; the others score 0.
 
 Why confidence maps and not the dataset's ``pred_<arch>`` masks: confident learning needs
 probabilities (the thresholds and the margin); a hard prediction cannot tell a confident
@@ -35,10 +38,10 @@ from clothcurate.curation.flags.internal.confident import (
     Finding,
     ModelEvidence,
     class_thresholds,
-    disagreement,
     findings,
     issue_map,
     issue_pixels,
+    pooled_self_confidence,
     self_confidence,
 )
 from clothcurate.curation.flags.registry import Check, register
@@ -63,8 +66,10 @@ __all__ = [
 FINDINGS_FIELD = "label_findings"
 #: Segmentation field: finding pixels carry the suggested class id
 MASK_FIELD = "label_issues"
-#: smallest robust scale of the disagreement statistic (share of the person)
+#: smallest robust scale of the statistic (-log pooled self-confidence)
 _FLOOR = 0.02
+#: pooled self-confidences below half a quantisation step (0.5 / 255) are taken as that
+_Q_MIN = 0.5 / 255
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ class ModelStats:
 
     Attributes:
         thresholds: (K,) per-class mean self-confidence.
-        tail: the fitted tail of :func:`~.internal.confident.disagreement` over the judged samples.
+        tail: the fitted tail of :attr:`Verdict.statistic` over the judged samples.
     """
 
     thresholds: np.ndarray
@@ -82,14 +87,15 @@ class ModelStats:
 
 @dataclass(frozen=True)
 class Verdict:
-    """One sample judged: its findings (largest first) and the disagreement statistic."""
+    """One sample judged: its findings (largest first) and its statistic, ``-log`` of the pooled
+    self-confidence (0 = the model is sure of every given label; larger = more suspect)."""
 
     findings: list[Finding]
     statistic: float
 
 
 def judge(ev: ModelEvidence, thresholds: np.ndarray) -> Verdict:
-    """Flag pixels, aggregate them into findings and measure the disagreement of one sample.
+    """Flag pixels, aggregate them into findings and measure how suspect one sample is.
 
     Args:
         ev: the sample's evidence.
@@ -100,7 +106,7 @@ def judge(ev: ModelEvidence, thresholds: np.ndarray) -> Verdict:
     """
     issues = issue_pixels(ev, thresholds)
     found = findings(ev, issues)
-    return Verdict(found, disagreement(ev, issues, found))
+    return Verdict(found, -float(np.log(max(pooled_self_confidence(issues.p_given), _Q_MIN))))
 
 
 def fit_model(evidence: list[ModelEvidence | None]) -> ModelStats:

@@ -10,6 +10,10 @@ Shapes: K = classes; h, w = rows and columns of the confidence map (the crop fra
 3. Issues are aggregated per connected region of the annotation (:func:`findings`): a garment
    region mostly flagged is probably mislabelled (or not there at all), a connected patch of
    background that the model confidently calls a garment is probably a missed garment.
+4. One number per sample for ranking: the self-confidence ``p(given label)`` of its pixels pooled
+   with a softmin (:func:`pooled_self_confidence`; Lad & Mueller, "Estimating label quality and
+   errors in semantic segmentation data via any model", 2023: the least confident pixels
+   dominate, so one wrong region weighs even in a large clean annotation).
 
 FiftyOne-free and pure numpy/OpenCV, so tests and the benchmark call it on arrays.
 """
@@ -31,6 +35,8 @@ REGION_SHARE = 0.5
 #: a finding covers at least this share of the labelled person (and MIN_PIXELS map pixels)
 MIN_SHARE = 0.01
 MIN_PIXELS = 3
+#: softmin temperature of :func:`pooled_self_confidence` (the paper's default)
+SOFTMIN_TEMPERATURE = 0.1
 #: a finding's suggested class must be the more likely one on its pixels (mean p >= 0.5): for rare
 #: classes the self-confidence threshold t_j can be a few percent, and a region "that looks like a
 #: romper, p=0.06" is noise for a reviewer, not a finding
@@ -227,21 +233,21 @@ def _patches(mask: np.ndarray, given: int, suggested: int, issues: IssuePixels, 
     return out
 
 
-def disagreement(ev: ModelEvidence, issues: IssuePixels, found: list[Finding]) -> float:
-    """How much of the labelled person the findings contradict: the findings' pixels, each
-    weighted by its margin ``p(suggested) - p(given)``, as a share of the person's pixels
-    (at least :data:`MIN_SHARE` x 10 of the map, so an almost empty annotation does not divide
-    by nothing).
+def pooled_self_confidence(p_given: np.ndarray, *, temperature: float = SOFTMIN_TEMPERATURE) -> float:
+    """Softmin pooling of the pixels' self-confidence: ``sum(p * e^(-p/T)) / sum(e^(-p/T))``.
+
+    Args:
+        p_given: (h, w) ``p(given label)`` per pixel (:attr:`IssuePixels.p_given`).
+        temperature: T; small T approaches the minimum, large T the mean.
 
     Returns:
-        A statistic >= 0 (0 = no finding); judged against the run's distribution by the check.
+        A label quality in [0, 1] (1 = the model fully agrees with every pixel).
     """
-    if not found:
-        return 0.0
-    pix = np.logical_or.reduce([f.mask for f in found])
-    margin = float((issues.p_suggested - issues.p_given)[pix].clip(0).sum())
-    person = max(int((ev.labels != BACKGROUND).sum()), 10 * MIN_SHARE * ev.labels.size)
-    return margin / person
+    p = np.asarray(p_given, np.float64).ravel()
+    if p.size == 0:
+        return 1.0
+    w = np.exp(-(p - p.min()) / temperature)      # shifted by the minimum: no underflow, same ratio
+    return float((p * w).sum() / w.sum())
 
 
 def issue_map(found: list[Finding], shape: tuple[int, int]) -> np.ndarray:
