@@ -125,8 +125,8 @@ def test_clean_annotation_with_confident_model_gives_no_finding():
     for ev in evs:
         assert not issue_pixels(ev, stats.thresholds).flagged.any()
         verdict = judge(ev, stats.thresholds)
-        # every pixel's p(given) is the quantised P_TRUE, so the softmin pool is that value
-        assert verdict.findings == [] and verdict.statistic == pytest.approx(-np.log(round(P_TRUE * 255) / 255))
+        # every pixel's p(given) is the quantised P_TRUE = its class's threshold: relative confidence 1
+        assert verdict.findings == [] and verdict.statistic == pytest.approx(0.0, abs=1e-9)
 
 
 def test_pooled_self_confidence_is_led_by_the_least_confident_pixels():
@@ -261,3 +261,25 @@ def test_run_folder_without_confidence_maps_is_bad_input(flagged_with_model, tmp
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(BadInputError, match="confidence"):
         flag_errors(ds.name, model_run=tmp_path, progress=False)
+
+
+def test_a_rare_class_the_model_is_unsure_of_is_not_suspect_for_that_alone():
+    """Romper pixels get p=0.2 in every sample (the model's blind spot, like CCP's 34 rompers):
+    the class threshold absorbs it, so clean romper samples rank with the clean, and a real swap
+    still stands out."""
+    def unsure_romper(true: np.ndarray) -> np.ndarray:
+        probs = probs_from(true).astype(np.float64) / 255
+        romper = true == C["romper"]
+        probs[:, romper] = 0.8 / (NUM_CLASSES - 1)
+        probs[C["romper"], romper] = 0.2
+        return np.round(probs * 255).astype(np.uint8)
+
+    box = (10, 20, 10 + SCALE * HW, 20 + SCALE * HW)
+    rompers = [ModelEvidence(unsure_romper(person(C["romper"])), person(C["romper"]), box, (200, 200))
+               for _ in range(6)]
+    swapped = evidence(person(C["coat"]), person(C["dress"]))
+    evs = population() + rompers + [swapped]
+    stats = fit_model(evs)
+    scores = [model_disagreement.score(ev, stats) for ev in evs]
+    assert max(scores[:-1]) < 0.5 <= scores[-1]
+    assert all(judge(ev, stats.thresholds).statistic == pytest.approx(0.0, abs=1e-9) for ev in rompers)

@@ -8,9 +8,11 @@ on (``region labelled dress (12,400 px) looks like coat, p=0.93``, ``bag missing
 
 The check ``model_disagreement`` (``needs={"model"}``) ranks every judged sample by how little the
 model believes its given labels: the surprise ``-log q`` of the softmin-pooled self-confidence
-``q`` of its pixels (:func:`~.internal.confident.pooled_self_confidence`), scored against the run's
-own distribution (:mod:`.calibration`; on the log scale the tail of ``q`` near 0 is not squeezed
-against 1 as ``1 - q`` would be). Pooling every pixel (not only the findings' pixels) keeps subtle errors,
+``q`` of its pixels (:func:`~.internal.confident.pooled_self_confidence`), each pixel's
+``p(given)`` taken relative to its class's threshold (``min(1, p / t_given)``: a rare class the
+model is seldom sure of, such as romper, is not suspect merely for being rare), scored against
+the run's own distribution (:mod:`.calibration`; on the log scale the tail of ``q`` near 0 is not
+squeezed against 1 as ``1 - q`` would be). Pooling every pixel (not only the findings' pixels) keeps subtle errors,
 a dilated or shifted garment that leaves no finding, in the ranking; the findings say where to
 look. Only samples with a confidence map (the run's test folds) are judged; the others score 0.
 
@@ -88,7 +90,8 @@ class ModelStats:
 @dataclass(frozen=True)
 class Verdict:
     """One sample judged: its findings (largest first) and its statistic, ``-log`` of the pooled
-    self-confidence (0 = the model is sure of every given label; larger = more suspect)."""
+    class-relative self-confidence (0 = every pixel's given label is at least as probable as its
+    class's threshold; larger = more suspect)."""
 
     findings: list[Finding]
     statistic: float
@@ -106,7 +109,8 @@ def judge(ev: ModelEvidence, thresholds: np.ndarray) -> Verdict:
     """
     issues = issue_pixels(ev, thresholds)
     found = findings(ev, issues)
-    return Verdict(found, -float(np.log(max(pooled_self_confidence(issues.p_given), _Q_MIN))))
+    relative = np.minimum(issues.p_given / np.maximum(thresholds[ev.labels], 1e-6), 1.0)
+    return Verdict(found, -float(np.log(max(pooled_self_confidence(relative), _Q_MIN))))
 
 
 def fit_model(evidence: list[ModelEvidence | None]) -> ModelStats:
