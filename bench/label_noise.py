@@ -22,7 +22,7 @@ test samples, by AUROC and precision at k = number corrupted, for:
 
 FiftyOne-free: reads CCP in place through clothcurate's reader and label map::
 
-    python bench/label_noise.py --run RUN_DIR [--ccp ../shared/datasets/ccp] [--seeds 5] [--share 0.1]
+    python bench/label_noise.py --run RUN_DIR [--ccp ../shared/datasets/ccp] [--seeds 5] [--first-seed 0] [--share 0.1]
 """
 
 from __future__ import annotations
@@ -126,6 +126,8 @@ def main() -> None:
     ap.add_argument("--run", type=Path, required=True, help="train-eval run folder on CCP (with confidence/)")
     ap.add_argument("--ccp", type=Path, default=_REPO.parent / "shared" / "datasets" / "ccp")
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--first-seed", type=int, default=0,
+                    help="first corruption seed (use unseen seeds, e.g. 100, to check a method tuned on 0..N-1)")
     ap.add_argument("--share", type=float, default=0.1, help="share of the run's test samples corrupted")
     ap.add_argument("--mixes", default="all,gross,subtle")
     args = ap.parse_args()
@@ -169,12 +171,12 @@ def main() -> None:
     n_bad = max(1, round(args.share * len(test)))
     methods = ("heuristics", "model", "model only", "cleanlab")
     print(f"{n_bad} of {len(test)} test samples corrupted per seed; AUROC / precision@{n_bad} "
-          f"(mean over {args.seeds} seeds, min-max)")
+          f"(mean over {args.seeds} seeds from {args.first_seed}, min-max)")
     print(f"{'mix':7s} " + " ".join(f"{m:>24s}" for m in methods))
     for mix in args.mixes.split(","):
         res = {m: [] for m in methods}
         t_mix = time.perf_counter()
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             rng = np.random.default_rng(1000 * seed + len(mix))
             picked = rng.choice(len(test), n_bad, replace=False)
             meas = list(base)
