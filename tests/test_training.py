@@ -268,3 +268,22 @@ def test_loader_items_stay_uint8(export_dir):
     assert mask.dtype == torch.uint8 and mask.shape == (SIZE, SIZE) and pos == 1
     x, y = to_device(image[None], mask[None], InputNormalizer((0.5,) * 3, (0.5,) * 3, device="cpu"))
     assert y.dtype == torch.int64 and float(x.min()) >= -1.0 and float(x.max()) <= 1.0
+
+
+@pytest.mark.parametrize("monitor", ["val_loss", "val_miou"])
+def test_the_kept_checkpoint_follows_the_monitor(export_dir, tmp_path, monitor):
+    export = read_export(export_dir)
+    cache = decode_samples(export.samples[:8], size=SIZE)
+    ds = SegmentationDataset(cache, range(8), transform=build_transform(size=SIZE, train=False))
+    ctx = setup("cpu")
+    torch.manual_seed(1)
+    model = build_model("fpn", encoder=ENCODER, encoder_weights="imagenet")
+    fit = fit_fold(model, train_set=ds, val_set=ds, fold_dir=tmp_path / "fold", epochs=4, patience=100, lr=1e-3,
+                   loss="ce", batch_size=4, workers=0, ctx=ctx, num_classes=15, monitor=monitor, progress=False,
+                   normalizer=InputNormalizer(*encoder_normalization(ENCODER), device=ctx.device))
+    values = [row[monitor] for row in fit.history]
+    best = int(np.argmin(values) if monitor == "val_loss" else np.argmax(values))   # first best epoch
+    assert fit.best_epoch == best + 1
+    assert fit.best_val_loss == pytest.approx(fit.history[best]["val_loss"])
+    saved = torch.load(tmp_path / "fold" / "best.pt", weights_only=False)
+    assert saved["metric"] == monitor and saved["epoch"] == fit.best_epoch

@@ -3,8 +3,10 @@
 Shapes: N images in a batch, K classes, S = side of the square input.
 
 Training: Adam (lr 1e-3), ReduceLROnPlateau (factor 0.1) on the validation loss, up to ``epochs``
-epochs, early stop after ``patience`` epochs without a lower validation loss; the checkpoint
-with the lowest validation loss is kept (``best.pt``). The plateau scheduler waits
+epochs, early stop after ``patience`` epochs without a better monitored value; the checkpoint
+with the best one is kept (``best.pt``). The monitor is the validation loss by default, or the
+validation mIoU (``monitor="val_miou"``: the paper stops "when the accuracy stagnates"; on our
+GPU runs the loss bottomed out several epochs before the mIoU, docs/results.md). The plateau scheduler waits
 ``max(1, patience // 2)`` epochs (the paper does not say; half the early-stop patience lets the
 lower learning rate act before training stops). ``last.pt`` is written after every epoch
 (model, optimizer, scheduler, scaler, epoch, history, best, every rank's RNG states), so a
@@ -53,10 +55,12 @@ from clothcurate.training.metrics import (
 from clothcurate.training.models import InputNormalizer
 from clothcurate.training.postprocess import open_predictions
 
-__all__ = ["LOSSES", "HISTORY_COLUMNS", "build_loss", "make_loader", "make_scaler", "to_device", "evaluate", "TrainStep",
+__all__ = ["LOSSES", "MONITORS", "HISTORY_COLUMNS", "build_loss", "make_loader", "make_scaler", "to_device", "evaluate", "TrainStep",
            "fit_fold", "FitResult", "predict_fold", "FoldPrediction"]
 
 LOSSES = ("ce", "dice", "focal", "ce+dice")
+#: what early stopping and the kept checkpoint follow (the LR plateau always follows the loss)
+MONITORS = ("val_loss", "val_miou")
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_miou", "lr", "seconds")
 CONFIDENCE_STRIDE = 4  # confidence maps are stored at S / 4
 
@@ -307,7 +311,8 @@ def _train_epoch(step: TrainStep, loader: DataLoader, *, ctx: DistContext, bar: 
 
 def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir: Path, epochs: int,
              patience: int, lr: float, loss: str, batch_size: int, workers: int, ctx: DistContext,
-             num_classes: int, normalizer: InputNormalizer, seed: int = 0, progress: bool = True) -> FitResult:
+             num_classes: int, normalizer: InputNormalizer, monitor: str = "val_loss", seed: int = 0,
+             progress: bool = True) -> FitResult:
     """Train one fold, resuming from ``fold_dir/last.pt`` when it exists.
 
     Args:
@@ -317,7 +322,7 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
         val_set: validation images (not augmented); this rank's shard under DDP.
         fold_dir: ``RUN_DIR/folds/<k>``; gets ``best.pt``, ``last.pt``, ``history.csv``.
         epochs: maximum number of epochs (a resumed fold counts the epochs already run).
-        patience: early stop after this many epochs without a lower validation loss.
+        patience: early stop after this many epochs without a better ``monitor``.
         lr: Adam's learning rate.
         loss: ``ce``, ``dice``, ``focal`` or ``ce+dice``.
         batch_size: images per step per process.
@@ -325,6 +330,8 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
         ctx: the distributed context; only rank 0 writes files.
         num_classes: K.
         normalizer: the encoder's input normalisation, on ``ctx.device``.
+        monitor: ``val_loss`` (lower is better) or ``val_miou`` (higher is better) for early
+            stopping and ``best.pt``.
         seed: seed of the shuffling and augmentation (offset by rank).
         progress: tqdm bars (rank 0 only).
 
@@ -332,10 +339,12 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
         The fit's outcome.
 
     Raises:
-        BadInputError: ``epochs`` or ``patience`` below 1.
+        BadInputError: ``epochs`` or ``patience`` below 1, or an unknown ``monitor``.
     """
     if epochs < 1 or patience < 1:
         raise BadInputError(f"--epochs ({epochs}) and --patience ({patience}) must be at least 1")
+    if monitor not in MONITORS:
+        raise BadInputError(f"--monitor {monitor!r}: use one of {', '.join(MONITORS)}")
     fold_dir.mkdir(parents=True, exist_ok=True)
     device = ctx.device
     if device.type == "cuda":
@@ -346,7 +355,8 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.1,
                                                            patience=max(1, patience // 2))
     scaler = make_scaler(device)
-    state = {"epoch": 0, "history": [], "best_val_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0,
+    state = {"epoch": 0, "history": [], "best_val_loss": float("inf"), "best_score": -float("inf"),
+             "best_epoch": 0, "bad_epochs": 0,
              "stopped": False}
     last = fold_dir / "last.pt"
     torch.manual_seed(seed * 1009 + ctx.rank)
@@ -359,6 +369,7 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
         scheduler.load_state_dict(ckpt["scheduler"])
         scaler.load_state_dict(ckpt["scaler"])
         state = ckpt["state"]
+        state.setdefault("best_score", -state["best_val_loss"])  # last.pt written before monitors existed
         rngs = ckpt.get("rng") or []
         if len(rngs) == ctx.world_size:
             _set_rng_state(rngs[ctx.rank])
@@ -388,16 +399,18 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
                "seconds": round(time.perf_counter() - start, 3)}
         state["history"].append(row)
         state["epoch"] = epoch
-        improved = val_loss < state["best_val_loss"] or state["best_epoch"] == 0
+        score = -val_loss if monitor == "val_loss" else row["val_miou"]     # higher is better
+        score = score if score == score else -float("inf")                   # NaN never improves
+        improved = score > state["best_score"] or state["best_epoch"] == 0
         if improved:
-            state.update(best_val_loss=val_loss, best_epoch=epoch, bad_epochs=0)
+            state.update(best_score=score, best_val_loss=val_loss, best_epoch=epoch, bad_epochs=0)
         else:
             state["bad_epochs"] += 1
             state["stopped"] = state["bad_epochs"] >= patience
         rngs = ctx.gather(_rng_state())
         if ctx.is_main:
             if improved:
-                _atomic_save({"state_dict": model.state_dict(), "epoch": epoch, "metric": "val_loss",
+                _atomic_save({"state_dict": model.state_dict(), "epoch": epoch, "metric": monitor,
                               "val_loss": val_loss, "val_miou": val_miou}, fold_dir / "best.pt")
             _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                           "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),

@@ -50,7 +50,7 @@ from clothcurate.training.data import (
     read_export,
 )
 from clothcurate.training.distributed import DistContext, setup
-from clothcurate.training.loop import LOSSES, FoldPrediction, fit_fold, predict_fold
+from clothcurate.training.loop import LOSSES, MONITORS, FoldPrediction, fit_fold, predict_fold
 from clothcurate.training.metrics import scores_from_confusion, summarize_folds
 from clothcurate.training.models import (
     InputNormalizer,
@@ -61,7 +61,7 @@ from clothcurate.training.models import (
 __all__ = ["train_eval", "TrainEvalResult", "parse_folds", "VALIDATION_FRACTION"]
 
 VALIDATION_FRACTION = 0.1
-_PINNED = ("arch", "encoder", "encoder_weights", "image_size", "loss", "seed")  # a run folder's identity
+_PINNED = ("arch", "encoder", "encoder_weights", "image_size", "loss", "seed", "monitor")  # a run folder's identity
 _VERSIONS = ("torch", "torchvision", "segmentation-models-pytorch", "timm", "albumentations", "numpy",
              "opencv-python-headless", "clothcurate")
 
@@ -281,7 +281,8 @@ def _run_fold(k: int, *, export: ExportFolder, cache, options: dict[str, Any], r
                    val_set=dataset(ctx.shard([train_pos[i] for i in val_idx]), train=False),
                    fold_dir=fold_dir, epochs=options["epochs"], patience=options["patience"], lr=options["lr"],
                    loss=options["loss"], batch_size=options["batch_size"], workers=workers, ctx=ctx,
-                   num_classes=num_classes, normalizer=normalizer, seed=options["seed"] + 1000 * k)
+                   num_classes=num_classes, normalizer=normalizer, monitor=options["monitor"],
+                   seed=options["seed"] + 1000 * k)
     pred = predict_fold(model, test_set=dataset(ctx.shard(test_pos), train=False), samples=export.samples,
                         run_dir=run_dir, ctx=ctx, batch_size=2 * options["batch_size"], workers=workers,
                         num_classes=num_classes, normalizer=normalizer)
@@ -301,6 +302,7 @@ def _run_fold(k: int, *, export: ExportFolder, cache, options: dict[str, Any], r
 def train_eval(*, arch: str, encoder: str = "tf_efficientnet_lite0", encoder_weights: str = "imagenet",
                data_dir: str | Path, fold_spec: str = "all", epochs: int = 100, patience: int = 10,
                image_size: int = 320, batch_size: int = 8, lr: float = 1e-3, loss: str = "ce",
+               monitor: str = "val_loss",
                workers: int | None = None, device: str = "auto", run_dir: str | Path,
                dataset: str | None = None, seed: int = 0) -> TrainEvalResult:
     """Train and evaluate one architecture by k-fold cross-validation on an export folder.
@@ -317,6 +319,7 @@ def train_eval(*, arch: str, encoder: str = "tf_efficientnet_lite0", encoder_wei
         batch_size: images per step per process (evaluation uses twice as many).
         lr: Adam's learning rate.
         loss: ``ce``, ``dice``, ``focal`` or ``ce+dice``.
+        monitor: ``val_loss`` or ``val_miou``: what early stopping and the kept checkpoint follow.
         workers: loader processes per process (default: the CPUs shared by this node's ranks).
         device: ``auto`` (CUDA if available), ``cuda`` or ``cpu``.
         run_dir: the run folder (created; re-running resumes it).
@@ -332,6 +335,8 @@ def train_eval(*, arch: str, encoder: str = "tf_efficientnet_lite0", encoder_wei
     """
     if loss not in LOSSES:
         raise BadInputError(f"--loss {loss!r}: use one of {', '.join(LOSSES)}")
+    if monitor not in MONITORS:
+        raise BadInputError(f"--monitor {monitor!r}: use one of {', '.join(MONITORS)}")
     if image_size < 32 or image_size % 32:
         raise BadInputError(f"--image-size {image_size}: must be a multiple of 32 (the encoders downsample 32x)")
     if batch_size < 1 or lr <= 0:
@@ -342,7 +347,7 @@ def train_eval(*, arch: str, encoder: str = "tf_efficientnet_lite0", encoder_wei
     options = {"arch": arch, "encoder": encoder, "encoder_weights": encoder_weights, "data_dir": str(export.root),
                "fold_spec": fold_spec, "epochs": epochs, "patience": patience, "image_size": image_size,
                "batch_size": batch_size, "lr": lr, "loss": loss, "workers": workers, "device": device,
-               "dataset": dataset, "seed": seed, "validation_fraction": VALIDATION_FRACTION}
+               "dataset": dataset, "seed": seed, "validation_fraction": VALIDATION_FRACTION, "monitor": monitor}
     ctx = setup(device)
     try:
         if ctx.is_main:
