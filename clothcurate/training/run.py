@@ -50,7 +50,13 @@ from clothcurate.training.data import (
     read_export,
 )
 from clothcurate.training.distributed import DistContext, setup
-from clothcurate.training.loop import LOSSES, MONITORS, FoldPrediction, fit_fold, predict_fold
+from clothcurate.training.loop import (
+    LOSSES,
+    MONITORS,
+    FoldPrediction,
+    fit_fold,
+    predict_fold,
+)
 from clothcurate.training.metrics import scores_from_confusion, summarize_folds
 from clothcurate.training.models import (
     InputNormalizer,
