@@ -65,7 +65,7 @@ class InputNormalizer:
 
     The loaders carry uint8 images (a quarter of float32's bytes through worker shared memory,
     pinning and the host-to-device copy); scaling to [0, 1] and the encoder's normalisation
-    happen here, fused into one multiply-add on the device: ``x * (1 / (255 std)) - mean / std``.
+    happen here, in two in-place operations on the device: ``x * (1 / (255 std)) - mean / std``.
 
     Args:
         mean: per-channel mean for RGB in [0, 1] (:func:`encoder_normalization`).

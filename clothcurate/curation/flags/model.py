@@ -12,9 +12,9 @@ model believes its given labels: the surprise ``-log q`` of the softmin-pooled s
 ``p(given)`` taken relative to its class's threshold (``min(1, p / t_given)``: a rare class the
 model is seldom sure of, such as romper, is not suspect merely for being rare), scored against
 the run's own distribution (:mod:`.calibration`; on the log scale the tail of ``q`` near 0 is not
-squeezed against 1 as ``1 - q`` would be). Pooling every pixel (not only the findings' pixels) keeps subtle errors,
-a dilated or shifted garment that leaves no finding, in the ranking; the findings say where to
-look. Only samples with a confidence map (the run's test folds) are judged; the others score 0.
+squeezed against 1 as ``1 - q`` would be). Pooling every pixel (not only the findings' pixels)
+keeps subtle errors, a dilated or shifted garment that leaves no finding, in the ranking; the
+findings say where to look. Only samples with a confidence map (the run's test folds) are judged; the others score 0.
 
 Why confidence maps and not the dataset's ``pred_<arch>`` masks: confident learning needs
 probabilities (the thresholds and the margin); a hard prediction cannot tell a confident
