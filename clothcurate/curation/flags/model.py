@@ -44,6 +44,7 @@ from clothcurate.curation.flags.internal.confident import (
     issue_map,
     issue_pixels,
     pooled_self_confidence,
+    relative_self_confidence,
     self_confidence,
 )
 from clothcurate.curation.flags.registry import Check, register
@@ -61,6 +62,7 @@ __all__ = [
     "fit_model",
     "judge",
     "model_disagreement",
+    "suspicion",
     "write_findings",
 ]
 
@@ -107,14 +109,24 @@ def judge(ev: ModelEvidence, thresholds: np.ndarray) -> Verdict:
     Returns:
         The verdict.
     """
-    issues = issue_pixels(ev, thresholds)
-    found = findings(ev, issues)
-    relative = np.minimum(issues.p_given / np.maximum(thresholds[ev.labels], 1e-6), 1.0)
-    return Verdict(found, -float(np.log(max(pooled_self_confidence(relative), _Q_MIN))))
+    return Verdict(findings(ev, issue_pixels(ev, thresholds)), suspicion(ev, thresholds))
+
+
+def suspicion(ev: ModelEvidence, thresholds: np.ndarray) -> float:
+    """:attr:`Verdict.statistic` alone (no findings: what fitting and scoring need).
+
+    Args:
+        ev: the sample's evidence.
+        thresholds: (K,) per-class thresholds.
+
+    Returns:
+        ``-log`` of the softmin-pooled class-relative self-confidence, >= 0.
+    """
+    return -float(np.log(max(pooled_self_confidence(relative_self_confidence(ev, thresholds)), _Q_MIN)))
 
 
 def fit_model(evidence: list[ModelEvidence | None]) -> ModelStats:
-    """Learn the per-class thresholds and the disagreement's tail from every judged sample.
+    """Learn the per-class thresholds and the tail of :func:`suspicion` from every judged sample.
 
     Args:
         evidence: one entry per sample, None for samples without a confidence map.
@@ -129,11 +141,11 @@ def fit_model(evidence: list[ModelEvidence | None]) -> ModelStats:
         sums += s
         counts += c
     thresholds = class_thresholds(sums, counts)
-    return ModelStats(thresholds, fit_tail([judge(ev, thresholds).statistic for ev in present], floor=_FLOOR))
+    return ModelStats(thresholds, fit_tail([suspicion(ev, thresholds) for ev in present], floor=_FLOOR))
 
 
 def _score(ev: ModelEvidence | None, stats: ModelStats) -> float:
-    return 0.0 if ev is None else stats.tail.score(judge(ev, stats.thresholds).statistic)
+    return 0.0 if ev is None else stats.tail.score(suspicion(ev, stats.thresholds))
 
 
 def _measure(s: SampleMasks) -> ModelEvidence | None:

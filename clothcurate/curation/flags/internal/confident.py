@@ -135,6 +135,12 @@ def _p_given(ev: ModelEvidence) -> np.ndarray:
     return np.take_along_axis(ev.probs, ev.labels[None].astype(np.intp), 0)[0].astype(np.float32) / 255.0
 
 
+def relative_self_confidence(ev: ModelEvidence, thresholds: np.ndarray) -> np.ndarray:
+    """(h, w) float ``min(1, p(given) / t_given)``: each pixel's self-confidence relative to its
+    class's threshold (1 = at least as sure as the model usually is of that class)."""
+    return np.minimum(_p_given(ev) / np.maximum(np.asarray(thresholds)[ev.labels], 1e-6), 1.0)
+
+
 def self_confidence(ev: ModelEvidence) -> tuple[np.ndarray, np.ndarray]:
     """Sums of ``p(j)`` over the pixels labelled ``j``, and their counts.
 
