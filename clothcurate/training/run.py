@@ -296,8 +296,7 @@ def _run_fold(k: int, *, export: ExportFolder, cache, options: dict[str, Any], r
         entry = _fold_entry(k, pred)
         facts = {"n_train": len(fit_idx), "n_val": len(val_idx), "n_test": len(test_pos),
                  "best_epoch": fit.best_epoch, "best_val_loss": fit.best_val_loss, "epochs_run": fit.epochs_run,
-                 "stopped_early": fit.stopped_early, "train_seconds": round(sum(r["seconds"] for r in fit.history), 1),
-                 "machine": _machine(ctx), "finished": _now()}
+                 "stopped_early": fit.stopped_early, "machine": _machine(ctx), "finished": _now()}
         write_json(fold_dir / "scores.json", {"entry": entry, "fit": facts})
         write_bytes(fold_dir / "per_sample.csv",
                      _per_sample_csv([(key, k, iou, acc) for key, iou, acc in pred.per_sample]))
