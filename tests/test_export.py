@@ -147,6 +147,10 @@ def test_reject_and_bg_only_left_out(small, tmp_path):
     folds = dict(zip(small.values("key"), small.values("fold")))
     assert all(folds[k] is None for k in reject + bg_only + both)
     assert all(folds[k] is not None for k in exported)
+    # status counts the folds of the exported samples; the left-out ones (fold None) are not a fold
+    res = CliRunner().invoke(main, ["status", "--dataset", small.name, "--json"])
+    assert res.exit_code == 0, res.output
+    assert sum(json.loads(res.output)["folds"].values()) == len(exported)
 
     report = export_folds(dataset=small.name, out=tmp_path / "b", keep_flagged=True, progress=False)
     exported = {s["key"] for s in _load(tmp_path / "b", "folds.json")["samples"]}

@@ -154,6 +154,17 @@ def test_check_catches_its_defect(population, clean_scores, check, need, corrupt
     assert _score_with(population, i, corrupt(population[i]), check) >= threshold
 
 
+def test_only_specks_still_scored(population):
+    """A mask of 60 isolated one-pixel parts, none holding 2 % of the foreground, is scored by
+    every check (the person box then spans all the parts) instead of stopping the run."""
+    gt = np.zeros_like(population[0].gt)
+    gt[10:130:2, 20] = C["shirt"]
+    samples = [*population[:20], _replace(population[0], gt)]
+    assert samples[-1].person_box == (10, 129, 20, 21)
+    scores = score_samples(samples, all_checks())
+    assert np.isfinite(scores[-1]).all()
+
+
 def test_checks_pass_most_clean_masks(clean_scores):
     # real annotations hold some real errors, but a check that fires on many is miscalibrated
     checks = all_checks()

@@ -22,7 +22,8 @@ def dataset_status(dataset: str) -> dict:
     """
     ds = load_dataset(dataset)
     schema = ds.get_field_schema()
-    folds = ({str(k): v for k, v in sorted(ds.count_values("fold").items()) if k is not None}
+    # samples left out of the export have fold None: drop them before sorting (None < int fails)
+    folds = ({str(k): v for k, v in sorted((k, v) for k, v in ds.count_values("fold").items() if k is not None)}
              if "fold" in schema else {})
     runs = []
     for name in schema:

@@ -95,11 +95,16 @@ class SampleMasks:
     @cached_property
     def person_box(self) -> tuple[int, int, int, int] | None:
         """``(y0, y1, x0, x1)`` (exclusive ends) around the foreground components that hold at least
-        2 % of the foreground, or None when there is no foreground."""
+        2 % of the foreground (around every component when none does), or None when there is no
+        foreground."""
         if self.foreground_pixels == 0:
             return None
         _, stats = self.foreground_components
-        x, y, w, h, area = stats[1:][stats[1:, cv2.CC_STAT_AREA] >= _BOX_MIN_SHARE * self.foreground_pixels].T
+        parts = stats[1:]
+        kept = parts[parts[:, cv2.CC_STAT_AREA] >= _BOX_MIN_SHARE * self.foreground_pixels]
+        if len(kept) == 0:  # only specks (over 50 of them): box them all
+            kept = parts
+        x, y, w, h, area = kept.T
         return int(y.min()), int((y + h).max()), int(x.min()), int((x + w).max())
 
     def box_coordinates(self) -> tuple[np.ndarray, np.ndarray]:
