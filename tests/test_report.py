@@ -350,6 +350,35 @@ def test_run_whose_export_is_gone_still_reports_from_config(runs, tmp_path):
     assert "export folder not found here" in html and "2 tagged reject, 1 tagged bg_only" in html
 
 
+def test_export_without_photos_leaves_fig9_out_and_bad_input_changes_nothing(runs, tmp_path):
+    """Photos gone from the run's export: the report comes without Fig. 9 and says why; then a
+    --dataset that lacks the run's samples fails before any file of that report is replaced."""
+    export = tmp_path / "export"
+    shutil.copytree(runs["export"], export)
+    shutil.rmtree(export / "images")
+    run = tmp_path / "run"
+    shutil.copytree(runs["runs"][0], run)
+    config = json.loads((run / "config.json").read_text())
+    config["export_dir"] = config["options"]["data_dir"] = str(export)
+    (run / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "r"
+    result = build_report([run], out)
+    names = {p.name for p in result.files}
+    assert "fig4_class_frequency_export.png" in names and not any(n.startswith("fig9") for n in names)
+    assert any("Fig. 9 left out" in n and "missing or unreadable photo" in n for n in result.notes)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+
+    import fiftyone as fo
+
+    ds = fo.Dataset("report-empty-dataset")
+    try:
+        res = CliRunner().invoke(main, ["report", "--runs", str(run), "--out", str(out), "--dataset", ds.name])
+    finally:
+        ds.delete()
+    assert res.exit_code == 2 and "not made by clothcurate ingest" in res.output, res.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
 def _broken_copy(runs, tmp_path, name: str) -> Path:
     dst = tmp_path / name
     shutil.copytree(runs["runs"][0], dst)

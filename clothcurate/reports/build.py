@@ -8,8 +8,10 @@ Reads run folders (and the export each was trained on), writes into ``out``:
 * ``report.md`` (links the PNGs beside it) and ``report.html`` (self-contained: the PNGs are
   embedded, so the one file opens offline).
 
-Every file is written to a temporary name and renamed, so a failed run never leaves a
-half-written report; re-running overwrites the same files.
+Everything is read before the first file is written (bad input changes nothing), and every file
+is written to a temporary name and renamed, so a failed run never leaves a half-written file;
+re-running overwrites the same files. Photos missing from a run's export only leave its Fig. 9
+out, with a note.
 
 Example::
 
@@ -148,18 +150,24 @@ def _dataset_summary(name: str) -> dict[str, Any]:
     from clothcurate.curation.db import load_dataset
 
     ds = load_dataset(name)
-    return {"samples": len(ds), "sources": ds.count_values("source"), "tags": ds.count_sample_tags()}
+    sources = ds.count_values("source") if ds.has_field("source") else {}
+    return {"samples": len(ds), "sources": sources, "tags": ds.count_sample_tags()}
 
 
-def _exports(runs: list[Run], out: Path) -> list[ExportSection]:
+def _export_stats(runs: list[Run]) -> list[tuple[Path, str, ExportStats, list[Run]]]:
+    """The statistics of every export the runs were trained on (read before anything is written)."""
     by_dir: dict[Path, list[Run]] = {}
     for run in runs:
         if run.export_dir is not None:
             by_dir.setdefault(run.export_dir, []).append(run)
     labels = _unique_labels(list(by_dir))
+    return [(export_dir, label, export_stats(export_dir), its_runs)
+            for (export_dir, its_runs), label in zip(by_dir.items(), labels)]
+
+
+def _write_exports(read: list[tuple[Path, str, ExportStats, list[Run]]], out: Path) -> list[ExportSection]:
     sections = []
-    for (export_dir, its_runs), label in zip(by_dir.items(), labels):
-        stats = export_stats(export_dir)
+    for _, label, stats, its_runs in read:
         rows, columns = fold_table(stats)
         slug = _slug(label)
         table = write_csv(rows, columns, out / f"fold_stats_{slug}.csv")
@@ -168,6 +176,20 @@ def _exports(runs: list[Run], out: Path) -> list[ExportSection]:
                                                   f"({stats.n_samples} images, cf. paper Fig. 4)")
         sections.append(ExportSection(label, stats, rows, columns, table, fig, [r.label for r in its_runs]))
     return sections
+
+
+def _views(run: Run, *, samples: int, dataset: str | None, notes: list[str]) -> tuple[int, list]:
+    """Best and worst samples of a run for Fig. 9: ``(number of best, views)``. From the run's
+    export, missing photos or masks only leave the figure out (with a note); from a dataset the
+    user named, they are an error."""
+    best, worst = best_and_worst(run.per_sample, samples)
+    try:
+        return len(best), sample_views(run, best + worst, dataset=dataset)
+    except BadInputError as exc:
+        if dataset is not None:
+            raise
+        notes.append(f"{run.label}: Fig. 9 left out ({exc}); pass --dataset NAME to take the photos from FiftyOne")
+        return 0, []
 
 
 def build_report(runs: list[Path], out: Path, *, dataset: str | None = None, samples: int = 3) -> ReportResult:
@@ -195,7 +217,11 @@ def build_report(runs: list[Path], out: Path, *, dataset: str | None = None, sam
     paper = load_paper()
     notes = [n for r in loaded for n in r.notes]
 
+    # read everything first, so that bad input fails before any file is replaced
     t2, t3 = table_ii(loaded, paper), table_iii(loaded, paper)
+    views = {run.label: _views(run, samples=samples, dataset=dataset, notes=notes) for run in loaded}
+    exports = _export_stats(loaded)
+
     write_csv(t2, TABLE_II_COLUMNS, out / "table2.csv")
     write_csv(t3, TABLE_III_COLUMNS, out / "table3.csv")
     iou_fig = out / "fig6_class_iou.png"
@@ -205,16 +231,15 @@ def build_report(runs: list[Path], out: Path, *, dataset: str | None = None, sam
         slug = _slug(run.label)
         confusion[run.label] = out / f"fig7_confusion_{slug}.png"
         figures.confusion_heatmap(run, confusion[run.label])
-        best, worst = best_and_worst(run.per_sample, samples)
-        views = sample_views(run, best + worst, dataset=dataset)
-        if views:
+        n_best, its_views = views[run.label]
+        if its_views:
             grids[run.label] = out / f"fig9_samples_{slug}.png"
-            figures.sample_grid(views[:len(best)], views[len(best):], grids[run.label],
+            figures.sample_grid(its_views[:n_best], its_views[n_best:], grids[run.label],
                                 title=f"{run.title}: out-of-fold predictions, "
                                       "highest and lowest IoU (cf. paper Fig. 9)")
     data = ReportData(out=out, created=datetime.now(timezone.utc).isoformat(timespec="seconds"), paper=paper,
                       runs=loaded, table2=t2, table3=t3, iou_figure=iou_fig, confusion_figures=confusion,
-                      sample_figures=grids, exports=_exports(loaded, out), dataset=dataset,
+                      sample_figures=grids, exports=_write_exports(exports, out), dataset=dataset,
                       dataset_summary=dataset_summary, notes=notes)
 
     md, html = out / "report.md", out / "report.html"

@@ -111,6 +111,9 @@ def _from_dataset(run: Run, rows: list[SampleScore], dataset: str) -> list[Sampl
     from clothcurate.curation.db import load_dataset
 
     ds = load_dataset(dataset)
+    if not (ds.has_field("key") and ds.has_field("ground_truth")):
+        raise BadInputError(f"dataset {dataset!r}: no 'key' and 'ground_truth' fields (not made by clothcurate "
+                            "ingest); pass the dataset the run's export came from")
     view = ds.match(F("key").is_in([r.key for r in rows]))
     keys, photos, masks = view.values(["key", "filepath", "ground_truth.mask_path"])
     where = dict(zip(keys, zip(photos, masks)))
