@@ -122,6 +122,24 @@ def test_malformed_records_raise_bad_sample_error(cfpd, tmp_path, member, edit, 
     assert e.value.source_id == name
 
 
+def test_names_that_give_one_sample_key_are_a_scan_problem(cfpd, tmp_path):
+    """``7.jpg`` and ``7.png`` would both be sample ``cfpd_7``: the later record is reported."""
+    first, second = list(cfpd.categories)[:2]
+    clash = first.replace(".jpg", ".png")
+
+    def rename(old: np.ndarray) -> np.ndarray:
+        chars = np.array([ord(c) for c in clash], dtype=old.dtype)
+        return chars.reshape(old.shape[0], -1) if old.shape[0] == 1 else chars.reshape(-1, 1)
+
+    source = _corrupt(cfpd, tmp_path, second, "img_name", rename)
+    shutil.copy(source.root / "image" / first, source.root / "image" / clash)
+    refs, problems, _ = source.scan()
+    later = clash if cfpd.order.index(second) > cfpd.order.index(first) else first
+    reported = [p for p in problems if "same sample key" in p.reason]
+    assert [p.source_id for p in reported] == [later] and "'cfpd_" in reported[0].reason
+    assert later not in {r.source_id for r in refs}
+
+
 def _layouts(tmp_path: Path, cfpd: FixtureTruth) -> dict[str, Path]:
     """Folders that are not CFPD, by what is wrong with them."""
     no_mat, no_images, v5, truncated, not_cfpd = (tmp_path / n for n in ("no_mat", "no_images", "v5", "truncated",

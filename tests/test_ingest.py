@@ -175,6 +175,49 @@ def test_edited_labelmap_is_used(tmp_path, ccp_dir, tmp_home):
         np.testing.assert_array_equal(_read_png(path), lut[raw])
 
 
+def test_another_labelmap_needs_overwrite(tmp_path, ccp_dir, tmp_home):
+    """Samples built with one map are not silently joined by samples of another (nor is the
+    dataset's record of its map changed): the edited map needs --overwrite."""
+    import fiftyone as fo
+
+    from clothcurate.labelmaps import _builtin, load_labelmap
+
+    lm = tmp_path / "ccp-skirt-is-pants.yaml"
+    lm.write_text(_builtin("ccp.yaml").read_text().replace('["skirt", "dress"]', '["skirt", "pants"]'))
+    root = make_ccp_subset(tmp_path / "ccp", ccp_dir, ["0002", "0003"])
+    ingest(ccp=root, dataset="relabel", progress=False)
+    recorded = dict(fo.load_dataset("relabel").info)
+    result = CliRunner().invoke(main, ["ingest", "--ccp", str(root), "--labelmap", str(lm), "--dataset", "relabel"])
+    assert result.exit_code == 2 and "--overwrite" in result.output and str(lm) in result.output, result.output
+    assert fo.load_dataset("relabel").info == recorded
+    ingest(ccp=root, dataset="relabel", labelmaps=[lm], overwrite=True, progress=False)
+    skirt = load_labelmap("ccp").names.index("skirt")
+    assert fo.load_dataset("relabel").info["labelmap_targets"]["ccp"][skirt] == CLASSES.index("pants")
+
+
+def test_labelmap_for_a_source_not_ingested_is_refused(tmp_path, ccp_dir, tmp_home):
+    from clothcurate.labelmaps import _builtin
+
+    lm = tmp_path / "typo.yaml"
+    lm.write_text(_builtin("ccp.yaml").read_text().replace("source: ccp", "source: cpp"))
+    root = make_ccp_subset(tmp_path / "ccp", ccp_dir, ["0002"])
+    result = CliRunner().invoke(main, ["ingest", "--ccp", str(root), "--labelmap", str(lm), "--dataset", "typo"])
+    assert result.exit_code == 2 and "'cpp'" in result.output and "\n" not in result.output.strip()
+
+
+def test_overwrite_strict_with_a_bad_sample_keeps_the_dataset(tmp_path, ccp_dir, tmp_home):
+    import fiftyone as fo
+
+    root = make_ccp_subset(tmp_path / "ccp", ccp_dir, ["0002", "0003"])
+    ingest(ccp=root, dataset="ow-strict", progress=False)
+    ids = set(fo.load_dataset("ow-strict").values("id"))
+    add_bad_samples(root, ccp_dir)
+    result = CliRunner().invoke(main, ["ingest", "--ccp", str(root), "--dataset", "ow-strict", "--overwrite",
+                                       "--strict"])
+    assert result.exit_code == 2 and "--strict" in result.output
+    assert set(fo.load_dataset("ow-strict").values("id")) == ids
+
+
 def test_overwrite_rebuilds(tmp_path, ccp_dir, tmp_home):
     root = make_ccp_subset(tmp_path / "ccp", ccp_dir, ["0002", "0003"])
     ingest(ccp=root, dataset="ow", progress=False)

@@ -144,11 +144,34 @@ def _raw_field(source: str, raw_key: str) -> str:
     return f"raw_{source}" + (f"_{raw_key}" if raw_key else "")
 
 
-def _pick_labelmap(source: str, labelmaps: list[Path]) -> LabelMap:
-    chosen = [lm for lm in map(load_labelmap, labelmaps) if lm.source == source]
-    if len(chosen) > 1:
-        raise BadInputError(f"two --labelmap files for source {source!r}: {chosen[0].path}, {chosen[1].path}; pass one")
-    return chosen[0] if chosen else load_labelmap(source)
+def _pick_labelmaps(sources: list[str], labelmaps: list[Path]) -> dict[str, LabelMap]:
+    """The label map of each source: the user's (one per source, for a source being ingested) or
+    the built-in one."""
+    chosen: dict[str, LabelMap] = {}
+    for lm in map(load_labelmap, labelmaps):
+        if lm.source not in sources:
+            raise BadInputError(f"{lm.path}: label map for source {lm.source!r}, but only "
+                                f"{', '.join(sources)} {'is' if len(sources) == 1 else 'are'} being ingested; "
+                                "fix its 'source:' (ccp or cfpd) or pass that source's folder")
+        if lm.source in chosen:
+            raise BadInputError(f"two --labelmap files for source {lm.source!r}: {chosen[lm.source].path}, "
+                                f"{lm.path}; pass one")
+        chosen[lm.source] = lm
+    return {name: chosen.get(name) or load_labelmap(name) for name in sources}
+
+
+def _check_same_labelmap(ds, source: str, labelmap: LabelMap) -> None:
+    """Refuse to add samples of ``source`` with a map other than the one its samples were built with."""
+    from fiftyone import ViewField as F
+
+    recorded = (ds.info.get("labelmap_targets") or {}).get(source)
+    if recorded is None or list(recorded) == list(labelmap.targets):
+        return
+    n = ds.match(F("source") == source).count()
+    if n:
+        was = (ds.info.get("labelmaps") or {}).get(source, "another label map")
+        raise BadInputError(f"dataset {ds.name!r}: its {n} {source} samples were remapped with {was}, not "
+                            f"{labelmap.path}; pass --overwrite to rebuild them with it, or drop --labelmap")
 
 
 def _to_sample(fo, rec: dict, source: str):
@@ -198,23 +221,30 @@ def ingest(*, ccp: str | Path | None = None, cfpd: str | Path | None = None, dat
     """
     t_start = time.perf_counter()
     # Validate everything the user passed before touching the database.
+    roots = {name: root for name, root in (("ccp", ccp), ("cfpd", cfpd)) if root is not None}
+    if not roots:
+        raise BadInputError("nothing to ingest: pass ccp=DIR and/or cfpd=DIR")
+    chosen = _pick_labelmaps(list(roots), list(labelmaps))
     plan = []
-    for name, root in (("ccp", ccp), ("cfpd", cfpd)):
-        if root is None:
-            continue
+    for name, root in roots.items():
         source = get_source(name, root)
         vocab = source.vocabularies()
-        labelmap = _pick_labelmap(name, list(labelmaps))
+        labelmap = chosen[name]
         labelmap.check_vocabulary(vocab[""], where=str(source.vocabulary_file()))
-        plan.append((source, labelmap, vocab))
-    if not plan:
-        raise BadInputError("nothing to ingest: pass ccp=DIR and/or cfpd=DIR")
+        refs, problems, left_out = source.scan()
+        if strict and problems:
+            p = problems[0]
+            raise BadInputError(f"{source.name} sample {p.source_id} ({p.path}): {p.reason} (--strict)")
+        plan.append((source, labelmap, vocab, refs, problems, left_out))
 
     ds = open_or_create(dataset)
+    if not overwrite:
+        for source, labelmap, *_ in plan:
+            _check_same_labelmap(ds, source.name, labelmap)
     report = IngestReport(dataset=dataset)
     times = Counter()
     workers = workers or os.cpu_count() or 1
-    for source, labelmap, vocab in plan:
+    for source, labelmap, vocab, refs, problems, left_out in plan:
         outputs = {"ground_truth": (None, str(mask_dir(dataset, "ground_truth")))}
         outputs.update({_raw_field(source.name, k): (k, str(mask_dir(dataset, _raw_field(source.name, k))))
                         for k in vocab})
@@ -224,18 +254,15 @@ def ingest(*, ccp: str | Path | None = None, cfpd: str | Path | None = None, dat
         targets.update({_raw_field(source.name, k): dict(enumerate(v)) for k, v in vocab.items()})
         ds.mask_targets = targets
         ds.info.setdefault("labelmaps", {})[source.name] = labelmap.path
+        ds.info.setdefault("labelmap_targets", {})[source.name] = list(labelmap.targets)
         ds.save()
 
         from fiftyone import ViewField as F
 
         present = set(ds.match(F("source") == source.name).values("key"))
-        refs, problems, left_out = source.scan()
         report.left_out[source.name] = {k: v for k, v in left_out.items() if v}
         report.bad += [{"source": source.name, "source_id": p.source_id, "path": p.path, "reason": p.reason}
                        for p in problems]
-        if strict and problems:
-            p = problems[0]
-            raise BadInputError(f"{source.name} sample {p.source_id} ({p.path}): {p.reason} (--strict)")
         todo = [r for r in refs if sample_key(source.name, r.source_id) not in present]
         report.already_present[source.name] = len(refs) - len(todo)
         report.added[source.name] = 0

@@ -125,9 +125,11 @@ def _jobs(ds, refs: dict[str, ConfidenceRef]) -> tuple[list[str], list[str], lis
 
 def _raw_background_ids(ds, source: str) -> tuple[int, ...]:
     """Source ids (besides 0) that the label map used at ingest sends to background."""
-    path = (ds.info.get("labelmaps") or {}).get(source)
-    lm = load_labelmap(path) if path and Path(path).exists() else load_labelmap(source)
-    return tuple(i for i, t in enumerate(lm.targets) if t == 0 and i != 0)
+    targets = (ds.info.get("labelmap_targets") or {}).get(source)
+    if targets is None:  # datasets ingested before the targets were recorded
+        path = (ds.info.get("labelmaps") or {}).get(source)
+        targets = (load_labelmap(path) if path and Path(path).exists() else load_labelmap(source)).targets
+    return tuple(i for i, t in enumerate(targets) if t == 0 and i != 0)
 
 
 def _write(ds, ids: list[str], quality: np.ndarray, found: list[list[str]], bg_only: np.ndarray,
