@@ -49,6 +49,18 @@ def test_review_tags_are_counted_by_status(small):
         small.untag_samples(["reject", "ok"])
 
 
+def test_class_colours_on_target_fields_only(small):
+    from clothcurate.curation.review import apply_color_scheme
+    from clothcurate.reports.colors import hex_color
+
+    apply_color_scheme(small)
+    scheme = small.app_config.color_scheme
+    by_path = {f["path"]: f["maskTargetsColors"] for f in scheme.fields}
+    assert "ground_truth" in by_path and not any(p.startswith("raw_") for p in by_path)
+    assert {c["intTarget"]: c["color"] for c in by_path["ground_truth"]}[5] == hex_color(5)
+    assert not scheme.default_mask_targets_colors   # it would colour raw_ccp's source ids too
+
+
 def test_unknown_view_is_bad_input(small):
     with pytest.raises(BadInputError, match="no saved view"):
         start(small.name, view="no-such-view", port=_free_port())

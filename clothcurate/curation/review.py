@@ -22,8 +22,10 @@ __all__ = ["launch", "start", "apply_color_scheme"]
 
 
 def apply_color_scheme(ds) -> None:
-    """Store the fixed class colours as the dataset's App colour scheme (every mask field that uses
-    the 15 target classes; ``raw_*`` fields keep the App's own colours).
+    """Store the fixed class colours as the dataset's App colour scheme, per field, on every mask
+    field that holds the 15 target classes (``ground_truth``, ``pred_<arch>``, ``label_issues``).
+    ``raw_*`` fields hold source label ids and keep the App's own colours (a dataset-wide default
+    would paint them too: CCP's "blouse", id 5, in the colour of glasses).
 
     Args:
         ds: a FiftyOne dataset.
@@ -31,8 +33,9 @@ def apply_color_scheme(ds) -> None:
     import fiftyone as fo
 
     colors = [{"intTarget": i, "color": hex_color(i)} for i in range(1, NUM_CLASSES)]
-    ds.app_config.color_scheme = fo.ColorScheme(color_by="value", opacity=0.6,
-                                                default_mask_targets_colors=colors)
+    masks = ds.get_field_schema(embedded_doc_type=fo.Segmentation)
+    fields = [{"path": name, "maskTargetsColors": colors} for name in sorted(masks) if not name.startswith("raw_")]
+    ds.app_config.color_scheme = fo.ColorScheme(color_by="value", opacity=0.6, fields=fields)
     ds.save()
 
 
