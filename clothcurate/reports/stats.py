@@ -83,7 +83,8 @@ def export_stats(export_dir: Path) -> ExportStats:
         The statistics.
 
     Raises:
-        BadInputError: ``folds.json`` or a mask it lists is missing or unreadable.
+        BadInputError: ``folds.json``, ``export.json`` or a mask it lists is missing, unreadable or
+            (a mask) holds a class id outside the 15 classes.
     """
     folds_path = export_dir / "folds.json"
     try:
@@ -92,14 +93,17 @@ def export_stats(export_dir: Path) -> ExportStats:
     except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
         raise BadInputError(f"{folds_path}: unreadable or without 'samples' ({e}); re-run export-folds") from e
     meta_path = export_dir / "export.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    try:
+        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    except (OSError, json.JSONDecodeError) as e:
+        raise BadInputError(f"{meta_path}: unreadable ({e}); re-run export-folds") from e
     k = int(folds.get("k") or (max(s["fold"] for s in samples) + 1 if samples else 0))
     sizes = np.zeros(k, dtype=np.int64)
     images = np.zeros((k, NUM_CLASSES), dtype=np.int64)
     pixels = np.zeros((k, NUM_CLASSES), dtype=np.int64)
     for s in samples:
         path = export_dir / s["mask"]
-        mask = read_mask(path, sample=s["key"], hint="re-run export-folds")
+        mask = read_mask(path, sample=s["key"], hint="re-run export-folds", num_classes=NUM_CLASSES)
         counts = np.bincount(mask.ravel(), minlength=NUM_CLASSES)[:NUM_CLASSES]
         f = int(s["fold"])
         sizes[f] += 1

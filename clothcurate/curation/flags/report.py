@@ -44,7 +44,7 @@ class FlagReport:
         lines += [f"{name:<{width}}  {n:7d}" for name, n in self.counts.items()]
         if self.worst:
             kw = max(len(w["key"]) for w in self.worst)
-            lines += ["", f"{len(self.worst)} worst (saved view 'suspicious', worst first):",
+            lines += ["", f"{len(self.worst)} lowest label_quality (worst first; tagged ones are in the saved view 'suspicious'):",
                       f"{'key':<{kw}}  quality  issues"]
             lines += [f"{w['key']:<{kw}}  {w['label_quality']:7.3f}  {', '.join(w['issues']) or '-'}"
                       for w in self.worst]

@@ -1,8 +1,10 @@
 """Checks against the dataset's own statistics: where each class sits, how large it is, and which
 classes appear together.
 
-Every statistic is learned from the dataset being checked (``fit``), leaving each sample's own
-contribution out when it is scored, so a rare class is not excused by its own example.
+Every statistic is learned from the dataset being checked (``fit``). The layout and co-occurrence
+statistics leave each sample's own contribution out when it is scored, so a rare class is not
+excused by its own example; the area distributions are robust fits (median and spread of the log
+share, over at least :data:`_MIN_SAMPLES` samples) that one sample barely moves, so they keep it.
 
 Shapes: K = number of target classes, NV x NU = the layout grid over person-box coordinates.
 """
