@@ -165,7 +165,8 @@ def export_folds(dataset, out, folds, seed, fmt, crop, size, keep_flagged, overw
 @click.option("--loss", type=click.Choice(["ce", "dice", "focal", "ce+dice"]), default="ce", show_default=True)
 @click.option("--monitor", type=click.Choice(["val_loss", "val_miou"]), default="val_loss", show_default=True,
               help="What early stopping and the kept checkpoint follow (the LR plateau follows the loss).")
-@click.option("--workers", default=None, type=int, help="Data-loader workers (default: CPU count).")
+@click.option("--workers", default=None, type=int,
+              help="Data-loader workers per process (default: this node's CPUs shared by its ranks, at most 16).")
 @click.option("--device", default="auto", show_default=True, help="auto, cuda, cpu.")
 @click.option("--out", "run_dir", type=click.Path(path_type=Path), default=None,
               help="Run folder (default: $CLOTHCURATE_HOME/runs/<dataset>/<arch>).")

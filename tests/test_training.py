@@ -201,11 +201,93 @@ def test_resume_continues_an_interrupted_fold_and_skips_done_ones(run_dir, expor
     assert "fold" in result.summary() and (resumed / "folds" / "0" / "done").exists()
 
 
-def test_run_folder_refuses_other_options(run_dir, export_dir):
+@pytest.mark.parametrize("change", [{"arch": "linknet"}, {"lr": 1e-4}, {"monitor": "val_miou"}])
+def test_run_folder_refuses_other_options(run_dir, export_dir, change):
     from clothcurate.errors import BadInputError
 
-    with pytest.raises(BadInputError, match="arch"):
-        _train(export_dir, run_dir, arch="linknet")
+    with pytest.raises(BadInputError, match=f"made with {next(iter(change))}="):
+        _train(export_dir, run_dir, **change)
+
+
+def test_a_failed_first_attempt_binds_no_option(export_dir, tmp_path, monkeypatch):
+    """The weights missing for one encoder (what the error advises: another encoder or
+    --encoder-weights none) must not lock the run folder to that encoder."""
+    import huggingface_hub.constants
+
+    from clothcurate.errors import BadInputError
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    out = tmp_path / "run"
+    with pytest.raises(BadInputError, match="--encoder-weights none"):
+        _train(export_dir, out, encoder="efficientnet-b0", fold_spec="0")
+    assert (out / "config.json").exists() and not list(out.glob("folds/*/last.pt"))
+    result = _train(export_dir, out, fold_spec="0")
+    assert result.trained == [0]
+    assert json.loads((out / "config.json").read_text())["encoder"] == ENCODER
+
+
+def test_resume_adopts_a_best_checkpoint_newer_than_last(export_dir, tmp_path):
+    """A crash after best.pt (epoch e) but before last.pt (e - 1): the resumed fold keeps the
+    checkpoint on disk as the best so far instead of reporting an older best epoch."""
+    export = read_export(export_dir)
+    cache = decode_samples(export.samples[:8], size=SIZE)
+    ds = SegmentationDataset(cache, range(8), transform=build_transform(size=SIZE, train=False))
+    ctx = setup("cpu")
+    norm = InputNormalizer(*encoder_normalization(ENCODER), device=ctx.device)
+
+    def fit(epochs):
+        torch.manual_seed(1)
+        model = build_model("fpn", encoder=ENCODER, encoder_weights="imagenet")
+        return fit_fold(model, train_set=ds, val_set=ds, fold_dir=tmp_path / "fold", epochs=epochs, patience=100,
+                        lr=1e-3, loss="ce", batch_size=4, workers=0, ctx=ctx, num_classes=15, progress=False,
+                        normalizer=norm)
+
+    fit(1)
+    best = torch.load(tmp_path / "fold" / "best.pt", weights_only=False)
+    torch.save({**best, "epoch": 2, "val_loss": 1e-9}, tmp_path / "fold" / "best.pt")  # epoch 2's, unbeatable
+    resumed = fit(2)
+    assert resumed.best_epoch == 2 and resumed.best_val_loss == 1e-9
+    assert torch.load(tmp_path / "fold" / "best.pt", weights_only=False)["val_loss"] == 1e-9
+
+
+def _on_main_worker(rank: int, port: int, results) -> None:
+    from clothcurate.errors import BadInputError
+    from clothcurate.training.distributed import DistContext
+
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    ctx = DistContext(rank=rank, world_size=2, local_rank=rank, local_world_size=2, device=torch.device("cpu"))
+
+    def fails_on_rank_0():
+        raise BadInputError("config.json: made with arch='fpn'")
+
+    try:
+        ctx.on_main(fails_on_rank_0)
+        results.put((rank, None))
+    except BadInputError as exc:
+        results.put((rank, str(exc)))
+    ok = ctx.on_main(lambda: "written")
+    results.put((rank, ok))
+    ctx.close()
+
+
+def test_an_error_on_rank_0_reaches_every_rank():
+    import multiprocessing as mp
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    spawn = mp.get_context("spawn")
+    results = spawn.Queue()
+    procs = [spawn.Process(target=_on_main_worker, args=(r, port, results)) for r in (0, 1)]
+    for proc in procs:
+        proc.start()
+    got = [results.get(timeout=120) for _ in range(4)]
+    for proc in procs:
+        proc.join(timeout=60)
+    errors = {rank: msg for rank, msg in got if msg not in ("written", None)}
+    assert errors == {0: "config.json: made with arch='fpn'", 1: "rank 0: config.json: made with arch='fpn'"}
+    assert sorted((rank, msg) for rank, msg in got if msg in ("written", None)) == [(0, "written"), (1, None)]
 
 
 def test_torchrun_two_process_gloo_run(export_dir, tmp_path):

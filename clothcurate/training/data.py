@@ -14,7 +14,7 @@ Example::
     export = read_export("folds/")
     train, test = export.fold_parts(0)
     cache = decode_samples(export.samples, size=320)
-    ds = SegmentationDataset(cache, [export.index(s.key) for s in train], transform=tf)
+    ds = SegmentationDataset(cache, train, transform=tf)   # positions in export.samples
     image, mask, i = ds[0]        # (3, S, S) uint8, (S, S) uint8, position in the cache
 """
 

@@ -18,7 +18,7 @@ Example::
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -121,8 +121,31 @@ class DistContext:
         dist.broadcast_object_list(box, src=0)
         return box[0]
 
+    def on_main(self, fn: Callable[[], T]) -> T | None:
+        """Run ``fn`` on rank 0 only, the other ranks waiting for it; an error raised there is
+        raised on every rank, so none is left waiting at a later collective call.
+
+        Returns:
+            ``fn()`` on rank 0, None on the other ranks.
+        """
+        result, error = None, None
+        if self.is_main:
+            try:
+                result = fn()
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after the other ranks hear of it
+                if not self.distributed:
+                    raise
+                error = exc
+        failure = self.broadcast(None if error is None else (isinstance(error, BadInputError), str(error)))
+        if error is not None:
+            raise error
+        if failure is not None:
+            bad_input, message = failure
+            raise (BadInputError if bad_input else RuntimeError)(f"rank 0: {message}")
+        return result
+
     def close(self) -> None:
-        """Destroy the process group if this module created one."""
+        """Destroy the process group (that :func:`setup` joined), if one is initialised."""
         if self.distributed and dist.is_initialized():
             dist.destroy_process_group()
 

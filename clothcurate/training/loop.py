@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -168,10 +169,10 @@ def make_loader(dataset: Dataset, *, batch_size: int, train: bool, workers: int,
     transform = getattr(dataset, "transform", None)
     if workers == 0 and hasattr(transform, "set_random_seed"):
         transform.set_random_seed(int(torch.randint(2**31 - 1, ()).item()))
-    per_rank = len(dataset) // ctx.world_size if train else len(dataset)
+    per_rank = math.ceil(len(dataset) / ctx.world_size) if train else len(dataset)  # as DistributedSampler pads
     return DataLoader(
         dataset, batch_size=batch_size, shuffle=train and sampler is None, sampler=sampler,
-        drop_last=train and per_rank > batch_size, num_workers=workers,
+        drop_last=train and per_rank >= batch_size, num_workers=workers,
         pin_memory=ctx.device.type == "cuda", persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None, worker_init_fn=_seed_worker if workers > 0 else None)
 
@@ -294,6 +295,21 @@ class TrainStep:
         return loss.detach()
 
 
+def _adopt_newer_best(state: dict[str, Any], best_path: Path, monitor: str) -> None:
+    """After a crash between writing ``best.pt`` (epoch e) and ``last.pt`` (still e - 1), the
+    resumed fold re-runs epoch e against the checkpoint on disk: its score becomes the best so
+    far, so ``best.pt`` and the recorded best epoch never disagree."""
+    if not best_path.exists():
+        return
+    best = torch.load(best_path, map_location="cpu", weights_only=False)
+    if best["epoch"] <= state["epoch"]:
+        return
+    score = -best["val_loss"] if monitor == "val_loss" else best.get("val_miou")
+    score = -float("inf") if score is None or score != score else float(score)   # None/NaN never lead
+    state.update(best_score=score, best_val_loss=best["val_loss"],
+                 best_epoch=best["epoch"], bad_epochs=0)
+
+
 def _train_epoch(step: TrainStep, loader: DataLoader, *, ctx: DistContext, bar: tqdm) -> float:
     """One pass over the training loader; returns the mean loss over ranks."""
     step.model.train()
@@ -367,9 +383,11 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scheduler.load_state_dict(ckpt["scheduler"])
-        scaler.load_state_dict(ckpt["scaler"])
+        if scaler.is_enabled() and ckpt["scaler"]:  # empty when written where no scaler ran (CPU, bf16)
+            scaler.load_state_dict(ckpt["scaler"])
         state = ckpt["state"]
         state.setdefault("best_score", -state["best_val_loss"])  # last.pt written before monitors existed
+        _adopt_newer_best(state, fold_dir / "best.pt", monitor)
         rngs = ckpt.get("rng") or []
         if len(rngs) == ctx.world_size:
             _set_rng_state(rngs[ctx.rank])
@@ -425,7 +443,8 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
     model.load_state_dict(best["state_dict"])
     model.eval()
     return FitResult(best_epoch=state["best_epoch"], best_val_loss=state["best_val_loss"],
-                     epochs_run=state["epoch"], stopped_early=state["stopped"], history=list(state["history"]))
+                     epochs_run=state["epoch"], stopped_early=state["stopped"] and state["epoch"] < epochs,
+                     history=list(state["history"]))
 
 
 # ---------------------------------------------------------------------------------------------

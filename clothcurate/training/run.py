@@ -9,10 +9,11 @@ and ``per_sample.csv`` are rebuilt from every finished fold, including folds run
 invocations (``--folds 0,1`` today, ``--folds 2,3,4`` tomorrow) or on other machines.
 
 Re-running the same command skips finished folds (``folds/<k>/done``) and resumes an unfinished
-one from ``last.pt``. A run folder refuses options that would change its results (arch,
-encoder, weights, image size, loss, seed, export); epochs, patience, batch size, workers and
-device may change between invocations. Under ``torchrun`` every rank runs this function; only
-rank 0 writes the shared files.
+one from ``last.pt``. Once a fold has started, the run folder refuses options that would change
+its results (arch, encoder, weights, image size, loss, learning rate, monitor, seed, export);
+epochs, patience, batch size, workers and device may change between invocations (a resumed
+fold keeps the plateau scheduler's patience of its first session). Under ``torchrun`` every rank
+runs this function; only rank 0 writes the shared files, and an error there stops every rank.
 
 Example::
 
@@ -67,7 +68,9 @@ from clothcurate.training.models import (
 __all__ = ["train_eval", "TrainEvalResult", "parse_folds", "VALIDATION_FRACTION"]
 
 VALIDATION_FRACTION = 0.1
-_PINNED = ("arch", "encoder", "encoder_weights", "image_size", "loss", "seed", "monitor")  # a run folder's identity
+#: options that change a fold's result: a run folder with training state refuses other values
+_PINNED = ("arch", "encoder", "encoder_weights", "image_size", "loss", "lr", "seed", "monitor")
+_PINNED_DEFAULTS = {"monitor": "val_loss"}  # what run folders made before an option existed used
 _VERSIONS = ("torch", "torchvision", "segmentation-models-pytorch", "timm", "albumentations", "numpy",
              "opencv-python-headless", "clothcurate")
 
@@ -182,22 +185,26 @@ def _now() -> str:
 
 def _start_config(run_dir: Path, options: dict[str, Any], export: ExportFolder, ctx: DistContext, *,
                   training: bool) -> dict[str, Any]:
-    """Write (or update) config.json; refuse a run folder made with other results-changing options.
+    """Write (or update) config.json; refuse a run folder whose folds were started with other
+    results-changing options (or from another export).
 
     ``machine`` and ``versions`` describe the last invocation that trained a fold: an invocation
     that only collects finished folds (e.g. on the workstation, after training on a GPU machine)
     keeps them. Each fold's ``scores.json`` records its own machine too."""
     path = run_dir / "config.json"
     previous: dict[str, Any] = {}
+    started = any((run_dir / "folds").glob("*/last.pt")) or any((run_dir / "folds").glob("*/done"))
     if path.exists():
         try:
             previous = json.loads(path.read_text())
         except ValueError as e:
             raise BadInputError(f"{path}: unreadable ({e}); delete it or use another --out") from e
+    if previous and started:  # before any fold has started, a failed first attempt binds nothing
         old = previous.get("options", {})
         for name in _PINNED:
-            if name in old and old[name] != options[name]:
-                raise BadInputError(f"{path}: this run folder was made with {name}={old[name]!r}, not "
+            was = old.get(name, _PINNED_DEFAULTS.get(name, options[name]))
+            if was != options[name]:
+                raise BadInputError(f"{path}: this run folder was made with {name}={was!r}, not "
                                     f"{options[name]!r}; use another --out or the same options")
         if previous.get("export", {}).get("created") != export.meta.get("created"):
             raise BadInputError(f"{path}: this run folder was made from another export (created "
@@ -319,7 +326,7 @@ def train_eval(*, arch: str, encoder: str = "tf_efficientnet_lite0", encoder_wei
         data_dir: the export folder (docs/contracts.md).
         fold_spec: ``all`` or a list like ``0,1``.
         epochs: maximum epochs per fold.
-        patience: early stop after this many epochs without a lower validation loss.
+        patience: early stop after this many epochs without a better ``monitor``.
         image_size: side S of the square model input (the export is resized if it differs).
         batch_size: images per step per process (evaluation uses twice as many).
         lr: Adam's learning rate.
@@ -355,29 +362,26 @@ def train_eval(*, arch: str, encoder: str = "tf_efficientnet_lite0", encoder_wei
                "dataset": dataset, "seed": seed, "validation_fraction": VALIDATION_FRACTION, "monitor": monitor}
     ctx = setup(device)
     try:
+        normalizer = InputNormalizer(*encoder_normalization(encoder), device=ctx.device)  # checks the name
         if ctx.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
         todo = [k for k in folds if not (run_dir / "folds" / str(k) / "done").exists()]
-        if ctx.is_main:
-            config = _start_config(run_dir, options, export, ctx, training=bool(todo))
-        ctx.barrier()
+        config = ctx.on_main(lambda: _start_config(run_dir, options, export, ctx, training=bool(todo)))
         skipped = [k for k in folds if k not in todo]
         if todo:
-            normalizer = InputNormalizer(*encoder_normalization(encoder), device=ctx.device)
             cache = decode_samples(export.samples, size=image_size, num_classes=len(export.classes),
                                    progress=ctx.is_main)
             n_workers = _default_workers(ctx) if workers is None else workers
             for k in todo:
                 _run_fold(k, export=export, cache=cache, options=options, run_dir=run_dir, ctx=ctx,
                           normalizer=normalizer, workers=n_workers)
-        metrics: dict[str, Any] = {}
-        entries: list[dict[str, Any]] = []
-        writeback = ""
-        if ctx.is_main:
+
+        def finish() -> tuple[dict[str, Any], list[dict[str, Any]], str]:
             metrics, entries = _collect(run_dir, arch, encoder, export.classes)
             write_json(run_dir / "config.json", {**config, "finished": _now() if todo else config["finished"] or _now()})
-            writeback = _write_back(run_dir, dataset=dataset, arch=arch)
-        ctx.barrier()
+            return metrics, entries, _write_back(run_dir, dataset=dataset, arch=arch)
+
+        metrics, entries, writeback = ctx.on_main(finish) or ({}, [], "")
     finally:
         ctx.close()
     return TrainEvalResult(run_dir=run_dir, arch=arch, folds=entries, metrics=metrics, trained=todo,
