@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from clothcurate.atomic import write_bytes
+
 DEFAULT_DATASET = "clothcurate"
 
 
@@ -50,7 +52,7 @@ def remember_export(dataset: str, out: str | Path) -> None:
     """Record ``out`` as the latest export of ``dataset`` (train-eval's default ``--data``)."""
     record = dataset_dir(dataset) / "last_export"
     record.parent.mkdir(parents=True, exist_ok=True)
-    record.write_text(str(Path(out).resolve()) + "\n")
+    write_bytes(record, (str(Path(out).resolve()) + "\n").encode())
 
 
 def last_export(dataset: str) -> Path | None:

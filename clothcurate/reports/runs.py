@@ -18,6 +18,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -131,13 +132,13 @@ class Run:
                              if m[k] not in (None, "", []))
         return str(m) if m else "not recorded"
 
-    @property
+    @cached_property
     def duration_s(self) -> float | None:
         """Training time: the epoch seconds of every fold's ``history.csv`` summed (a run trained
         in several sittings or on another machine counts only its training); else the seconds
         from the run's start to its end, when ``config.json`` records both."""
         seconds = [float(row["seconds"]) for path in sorted(self.path.glob("folds/*/history.csv"))
-                   for row in csv.DictReader(path.open(newline="")) if row.get("seconds")]
+                   for row in _csv_rows(path) if row.get("seconds")]
         if seconds:
             return sum(seconds)
         start, end = (_first(self.config, names) for names in (_START_KEYS, _END_KEYS))
@@ -199,6 +200,11 @@ def _float(text: str) -> float:
         return float(text) if text not in ("", None) else math.nan
     except ValueError:
         return math.nan
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def _read_per_sample(path: Path) -> list[SampleScore]:

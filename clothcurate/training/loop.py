@@ -295,6 +295,12 @@ class TrainStep:
         return loss.detach()
 
 
+def _monitor_score(monitor: str, val_loss: float, val_miou: float | None) -> float:
+    """The monitored value as a score where higher is better; a missing or NaN value never leads."""
+    score = -val_loss if monitor == "val_loss" else val_miou
+    return -float("inf") if score is None or score != score else float(score)
+
+
 def _adopt_newer_best(state: dict[str, Any], best_path: Path, monitor: str) -> None:
     """After a crash between writing ``best.pt`` (epoch e) and ``last.pt`` (still e - 1), the
     resumed fold re-runs epoch e against the checkpoint on disk: its score becomes the best so
@@ -304,9 +310,7 @@ def _adopt_newer_best(state: dict[str, Any], best_path: Path, monitor: str) -> N
     best = torch.load(best_path, map_location="cpu", weights_only=False)
     if best["epoch"] <= state["epoch"]:
         return
-    score = -best["val_loss"] if monitor == "val_loss" else best.get("val_miou")
-    score = -float("inf") if score is None or score != score else float(score)   # None/NaN never lead
-    state.update(best_score=score, best_val_loss=best["val_loss"],
+    state.update(best_score=_monitor_score(monitor, best["val_loss"], best.get("val_miou")), best_val_loss=best["val_loss"],
                  best_epoch=best["epoch"], bad_epochs=0)
 
 
@@ -417,8 +421,7 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
                "seconds": round(time.perf_counter() - start, 3)}
         state["history"].append(row)
         state["epoch"] = epoch
-        score = -val_loss if monitor == "val_loss" else row["val_miou"]     # higher is better
-        score = score if score == score else -float("inf")                   # NaN never improves
+        score = _monitor_score(monitor, val_loss, row["val_miou"])
         improved = score > state["best_score"] or state["best_epoch"] == 0
         if improved:
             state.update(best_score=score, best_val_loss=val_loss, best_epoch=epoch, bad_epochs=0)

@@ -184,20 +184,20 @@ class CFPDSource(Source):
             except (TypeError, ValueError, KeyError, OSError) as e:
                 problems.append(ScanProblem(sid, f"unreadable record ({_first_line(e)})", path))
                 continue
-            photo = images / sid
+            photo, key = images / sid, sample_key(self.name, sid)
             if missing:
                 problems.append(ScanProblem(sid, f"record has no {', '.join(missing)}", path))
             elif sid in seen or Path(sid).name != sid:
                 problems.append(ScanProblem(sid, "img_name is repeated or not a plain file name", path))
-            elif sample_key(self.name, sid) in keys:
-                problems.append(ScanProblem(sid, f"gives the same sample key {sample_key(self.name, sid)!r} as "
-                                            f"{keys[sample_key(self.name, sid)]} (names differ only in extension "
+            elif key in keys:
+                problems.append(ScanProblem(sid, f"gives the same sample key {key!r} as {keys[key]} "
+                                            "(names differ only in extension "
                                             "or punctuation); rename one image and its img_name", path))
             elif not photo.is_file():
                 problems.append(ScanProblem(sid, "image missing", str(photo)))
             else:
                 refs.append(SampleRef(sid, str(photo), (path, index)))
-                keys[sample_key(self.name, sid)] = sid
+                keys[key] = sid
             seen.add(sid)
         return refs, problems, {}
 
