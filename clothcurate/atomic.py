@@ -36,9 +36,18 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically."""
+    """Write ``data`` to ``path`` atomically.
+
+    Raises:
+        OSError: the file cannot be written (its ``filename`` is ``path``, not the temporary name:
+            a failed ``write()``, e.g. disk full, would otherwise name no file at all).
+    """
     with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
+        try:
+            tmp.write_bytes(data)
+        except OSError as e:
+            e.filename = str(path)
+            raise
 
 
 def write_json(path: str | Path, obj: Any, *, indent: int | None = 2) -> None:

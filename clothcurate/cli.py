@@ -10,40 +10,97 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import traceback
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
-from clothcurate.errors import BadInputError, ClothcurateError
+from clothcurate.errors import BadInputError, ClothcurateError, os_error_message
+from clothcurate.process_setup import setup_command_process
+from clothcurate.training.config import AUGMENTATIONS, LOSSES, MONITORS, RECIPES, SCHEDULES
 from clothcurate.workspace import DEFAULT_DATASET
 
-dataset_option = click.option("--dataset", default=DEFAULT_DATASET, show_default=True,
+
+def _dataset_name(ctx, param, value):
+    """A dataset name also names the workspace folder ``<home>/datasets/<name>``: refuse one that
+    is empty or would step out of it."""
+    if value is not None and (not value.strip() or value in (".", "..") or any(c in value for c in "/\\\0")):
+        raise BadInputError(f"--dataset {value!r}: not a dataset name; give a non-empty name without '/' "
+                            f"(e.g. --dataset {DEFAULT_DATASET})")
+    return value
+
+
+dataset_option = click.option("--dataset", default=DEFAULT_DATASET, show_default=True, callback=_dataset_name,
                               help="FiftyOne dataset name.")
 
 
+def _exit_for(exc: BaseException) -> tuple[int, str]:
+    """Exit code and one-line message of an error that reached the command line."""
+    from clothcurate.workspace import home
+
+    if isinstance(exc, BadInputError):
+        return 2, str(exc)
+    if isinstance(exc, ClothcurateError):
+        return 1, str(exc)
+    if isinstance(exc, OSError):
+        return os_error_message(exc, home=str(home()))
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return 1, (f"unexpected {type(exc).__name__}{': ' + first if first else ''} "
+               "(re-run with `clothcurate --debug ...` for the traceback and report it)")
+
+
+def _debug() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().params.get("debug"))
+
+
+def _report_and_exit(exc: BaseException) -> NoReturn:
+    """Print one ``error:`` line (after the traceback under ``--debug``) and exit with its code."""
+    if isinstance(exc, KeyboardInterrupt):
+        click.echo("interrupted; re-run the same command to complete", err=True)
+        sys.exit(130)
+    if _debug():
+        traceback.print_exception(exc)
+    code, message = _exit_for(exc)
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
 def _handle_errors(fn):
-    """Turn library exceptions into one-line messages and exit codes (2 bad input, 1 failure)."""
+    """Turn every error into one line and an exit code: 2 bad input (``BadInputError``, or an
+    ``OSError`` on a path the user chose: missing, not a folder, read-only, disk full ...), 1 any
+    other failure; with ``clothcurate --debug`` the traceback is printed first."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except BadInputError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-        except ClothcurateError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            click.echo("interrupted; re-run the same command to complete", err=True)
-            sys.exit(130)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except (Exception, KeyboardInterrupt) as e:
+            _report_and_exit(e)
 
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The command group: errors raised while a command's options are checked (``--dataset``) are
+    reported like the command's own."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
+        except (ClothcurateError, OSError, KeyboardInterrupt) as e:
+            _report_and_exit(e)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="clothcurate")
-def main():
+@click.option("--debug", is_flag=True, help="On an error, print its traceback too (before the one-line message).")
+def main(debug):
     """Build, clean and benchmark clothing-segmentation datasets (CCP, CFPD) for soft biometrics.
 
     \b
@@ -55,6 +112,7 @@ def main():
       clothcurate train-eval --arch fpn --data folds/ --out runs/fpn
       clothcurate report --runs runs/fpn --out report/
     """
+    setup_command_process()  # SIGTERM unwinds like Ctrl-C; FiftyOne logs to stderr
 
 
 @main.command()
@@ -63,7 +121,9 @@ def main():
 @dataset_option
 @click.option("--labelmap", "labelmaps", multiple=True, type=click.Path(path_type=Path),
               help="Edited copy of a label map (YAML); its 'source:' says which source it replaces. Repeatable.")
-@click.option("--overwrite", is_flag=True, help="Delete and rebuild the samples of the given sources.")
+@click.option("--overwrite", is_flag=True,
+              help="Delete and rebuild the samples of the given sources (their reject/ok tags, findings and "
+                   "predictions are lost; a plain re-run already restores lost masks).")
 @click.option("--strict", is_flag=True, help="Stop at the first bad sample instead of skipping it.")
 @click.option("--workers", type=int, default=None, help="Decoding processes (default: CPU count).")
 @_handle_errors
@@ -71,8 +131,11 @@ def ingest(ccp, cfpd, dataset, labelmaps, overwrite, strict, workers):
     """Ingest CCP and/or CFPD into a FiftyOne dataset, remapped to the 15 classes of Table I.
 
     Writes the 15-class and the raw masks as PNG under $CLOTHCURATE_HOME and adds one sample per
-    photo. Re-running adds only what is missing; bad samples are skipped and listed in
-    ingest_report.json (exit code 0), unless --strict.
+    photo. CCP photos with image-level tags only (annotations/image-level/) become samples without
+    a mask (annotation "image", their Table I tags in image_tags); they never enter folds. Re-running
+    adds only what is missing and writes lost mask files again (tags and predictions kept); bad samples are skipped and listed in ingest_report.json (exit code 0),
+    unless --strict. An ingest that adds no sample to a dataset without samples exits 2 and
+    creates nothing.
     """
     from clothcurate.curation.ingest import ingest as run_ingest
 
@@ -125,6 +188,63 @@ def review(dataset, view, port, address):
     launch(dataset, view=view, port=port, address=address)
 
 
+@main.command()
+@dataset_option
+@click.option("--key", default=None, help="The sample to correct (its key, e.g. ccp_0004).")
+@click.option("--relabel", "relabel_spec", default=None, metavar="FROM:TO",
+              help="Relabel class FROM as TO (e.g. dress:coat, background:bag).")
+@click.option("--region", type=int, default=None,
+              help="With --relabel: only region N of FROM (as --list-regions numbers them; 1 = largest).")
+@click.option("--list-regions", is_flag=True, help="Print the sample's numbered connected regions per class.")
+@click.option("--accept-suggestions", is_flag=True,
+              help="Apply the region findings of `flag-errors --model` (label_issues): each region takes the "
+                   "suggested class.")
+@click.option("--view", default=None, help="With --accept-suggestions: only this saved view's samples (suspicious ...).")
+@click.option("--min-confidence", type=float, default=None,
+              help="With --accept-suggestions: only findings with p >= this.")
+@click.option("--undo", is_flag=True, help="Return the sample to its previous mask version, exactly.")
+@click.option("--dry-run", is_flag=True, help="List what would change; write nothing.")
+@_handle_errors
+def fix(dataset, key, relabel_spec, region, list_regions, accept_suggestions, view, min_confidence, undo, dry_run):
+    """Correct masks as new versions (the ingested mask is kept; every change is logged and undoable).
+
+    \b
+    clothcurate fix --key ccp_0004 --list-regions
+    clothcurate fix --key ccp_0004 --relabel dress:coat [--region 2]
+    clothcurate fix --accept-suggestions --view suspicious --min-confidence 0.9 --dry-run
+    clothcurate fix --key ccp_0004 --undo
+    """
+    from clothcurate.curation import fix as fixes
+
+    actions = [name for name, on in (("--relabel", relabel_spec is not None), ("--list-regions", list_regions),
+                                     ("--accept-suggestions", accept_suggestions), ("--undo", undo)) if on]
+    if len(actions) != 1:
+        raise BadInputError(f"give exactly one of --relabel FROM:TO, --list-regions, --accept-suggestions, --undo "
+                            f"({'none' if not actions else ' and '.join(actions)} given)")
+    action = actions[0]
+    misplaced = [name for name, on, allowed in (
+        ("--region", region is not None, "--relabel"), ("--view", view is not None, "--accept-suggestions"),
+        ("--min-confidence", min_confidence is not None, "--accept-suggestions"),
+        ("--dry-run", dry_run, "--relabel --accept-suggestions")) if on and action not in allowed.split()]
+    if misplaced:
+        raise BadInputError(f"{misplaced[0]} does not go with {action}; see `clothcurate fix --help`")
+    if key is None and action != "--accept-suggestions":
+        raise BadInputError(f"{action} needs --key KEY (the sample, e.g. ccp_0004)")
+    if action == "--relabel":
+        src, sep, dst = relabel_spec.partition(":")
+        if not sep or not src.strip() or not dst.strip():
+            raise BadInputError(f"--relabel {relabel_spec!r}: give FROM:TO, two class names (e.g. dress:coat)")
+        report = fixes.relabel(dataset, key=key, from_class=src, to_class=dst, region=region, dry_run=dry_run)
+    elif action == "--list-regions":
+        report = fixes.list_regions(dataset, key=key)
+    elif action == "--undo":
+        report = fixes.undo(dataset, key=key)
+    else:
+        report = fixes.accept_suggestions(dataset, view=view, key=key, min_confidence=min_confidence,
+                                          dry_run=dry_run, progress=True)
+    click.echo(report.summary())
+
+
 @main.command("export-folds")
 @dataset_option
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Export folder.")
@@ -149,22 +269,55 @@ def export_folds(dataset, out, folds, seed, fmt, crop, size, keep_flagged, overw
     click.echo(report.summary())
 
 
+class _ArchitectureChoice(click.Choice):
+    """``--arch`` choices: the model registry (clothcurate.training.models.ARCHITECTURES), read
+    only when an option is checked or help is shown, since importing it loads PyTorch."""
+
+    def __init__(self):
+        super().__init__(())
+
+    @property
+    def choices(self):
+        from clothcurate.training.models import ARCHITECTURES
+
+        return tuple(ARCHITECTURES)
+
+    @choices.setter
+    def choices(self, value):  # click.Choice.__init__ assigns it; the registry is the source
+        pass
+
+
 @main.command("train-eval")
-@click.option("--arch", required=True, type=click.Choice(["fpn", "unet", "linknet", "pspnet"]))
+@click.option("--arch", required=True, type=_ArchitectureChoice())
+@click.option("--recipe", type=click.Choice(list(RECIPES)), default="default", show_default=True,
+              help="Preset of the training options below (paper: the paper's recipe exactly); an option "
+                   "given explicitly overrides it. Both are recorded in config.json.")
 @click.option("--encoder", default="tf_efficientnet_lite0", show_default=True)
 @click.option("--encoder-weights", default="imagenet", show_default=True,
               help="imagenet (offline packages or the user's cache) or none (random init).")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="export-folds folder (default: the dataset's latest export).")
 @click.option("--folds", "fold_spec", default="all", show_default=True, help="all or a list like 0,1.")
-@click.option("--epochs", default=100, show_default=True)
-@click.option("--patience", default=10, show_default=True, help="Early stop after this many epochs without improvement.")
+@click.option("--epochs", default=100, show_default=True,
+              help="Maximum epochs (plateau schedule) or exact epochs (cosine).")
+@click.option("--patience", default=10, show_default=True,
+              help="Early stop after this many epochs without improvement (plateau schedule).")
 @click.option("--image-size", default=320, show_default=True)
 @click.option("--batch-size", default=8, show_default=True)
-@click.option("--lr", default=1e-3, show_default=True)
-@click.option("--loss", type=click.Choice(["ce", "dice", "focal", "ce+dice"]), default="ce", show_default=True)
-@click.option("--monitor", type=click.Choice(["val_loss", "val_miou"]), default="val_loss", show_default=True,
+@click.option("--lr", default=1e-3, show_default=True, help="Adam's (peak) learning rate.")
+@click.option("--loss", type=click.Choice(LOSSES), default="ce",
+              show_default=True, help="wce: cross-entropy weighted by the training pixels' class shares^-0.5.")
+@click.option("--monitor", type=click.Choice(MONITORS), default="val_loss", show_default=True,
               help="What early stopping and the kept checkpoint follow (the LR plateau follows the loss).")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default="plateau", show_default=True,
+              help="plateau: LR x0.1 on a validation-loss plateau + early stop; cosine: exactly --epochs "
+                   "epochs, linear warm-up then cosine decay, no early stop.")
+@click.option("--warmup-epochs", default=0, show_default=True, help="Warm-up epochs of the cosine schedule.")
+@click.option("--augment", type=click.Choice(AUGMENTATIONS), default="paper", show_default=True,
+              help="Training augmentation: paper (flip, rotation, random crop, noise, brightness) or scale "
+                   "(flip + one affine step: scale +-25 %, rotation +-15 deg, shift +-10 %; noise, brightness).")
+@click.option("--tta/--no-tta", default=False, show_default=True,
+              help="Predict the test folds as the mean of the image's and its horizontal flip's logits.")
 @click.option("--workers", default=None, type=int,
               help="Data-loader workers per process (default: this node's CPUs shared by its ranks, at most 16).")
 @click.option("--device", default="auto", show_default=True, help="auto, cuda, cpu.")
@@ -174,9 +327,13 @@ def export_folds(dataset, out, folds, seed, fmt, crop, size, keep_flagged, overw
               help="FiftyOne dataset whose latest export is the default --data and that predictions are "
                    "written back to (when FiftyOne and the dataset are reachable).")
 @click.option("--seed", default=0, show_default=True)
+@click.pass_context
 @_handle_errors
-def train_eval(**options):
+def train_eval(ctx, **options):
     """Train and evaluate one architecture by k-fold cross-validation (resumable; torchrun for DDP)."""
+    from click.core import ParameterSource
+
+    from clothcurate.training.config import TrainConfig
     from clothcurate.training.run import train_eval as run_train_eval
     from clothcurate.workspace import default_run_dir, last_export
 
@@ -187,7 +344,13 @@ def train_eval(**options):
                                 "`clothcurate export-folds --out DIR` first or pass --data DIR")
     if options["run_dir"] is None:
         options["run_dir"] = default_run_dir(options["dataset"], options["arch"])
-    text = run_train_eval(**options).summary()
+    run_dir, recipe = options.pop("run_dir"), options.pop("recipe")
+    # an option left at its default takes the recipe's value
+    preset = RECIPES.get(recipe, {})
+    explicit = {name: value for name, value in options.items()
+                if name not in preset or ctx.get_parameter_source(name) is not ParameterSource.DEFAULT}
+    config = TrainConfig.from_recipe(recipe, **explicit)
+    text = run_train_eval(config, run_dir=run_dir).summary()
     if text:  # empty on torchrun ranks other than 0
         click.echo(text)
 
@@ -219,6 +382,67 @@ def report(runs, more_runs, out, dataset):
     from clothcurate.reports import build_report
 
     click.echo(build_report([*runs, *more_runs], out, dataset=dataset).summary())
+
+
+@main.command()
+@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path),
+              help="A train-eval run folder with folds/<k>/best.pt.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Output folder: <stem>.png (15-class mask at the photo's size) and <stem>.json per photo.")
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--detector", default=None,
+              help="Person detector: ssdlite-pedestrian (the default, offline), model (a first pass of the run's "
+                   "model), hog (OpenCV), ssd or ssdlite (torchvision COCO weights from your torch hub cache).")
+@click.option("--fold", default="all", show_default=True, help="A fold's checkpoint, or all: the folds' ensemble.")
+@click.option("--tta", is_flag=True, help="Horizontal-flip test-time augmentation.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--batch-size", default=8, show_default=True, help="Photos per batch.")
+@click.option("--overlay", is_flag=True, help="Also write <stem>_overlay.jpg with the class colours.")
+@click.option("--strict", is_flag=True, help="Stop at the first unreadable photo instead of skipping it.")
+@click.option("--dataset", default=None,
+              help="Also add the photos to this FiftyOne dataset (fields pred, persons, garments); not one made by ingest.")
+@click.option("--backend", default="torch", show_default=True,
+              help="torch, or onnx: the model's forward pass on ONNX Runtime (CPU).")
+@_handle_errors
+def predict(run_dir, out, paths, detector, fold, tta, device, batch_size, overlay, strict, dataset, backend):
+    """Segment new photos: detect each person, crop, segment, paste back into the photo.
+
+    PATHS: photos, folders (their photos) or glob patterns.
+
+    \b
+    clothcurate predict --run runs/fpn --out pred/ photos/ --tta
+    """
+    from clothcurate.inference.predict import predict_photos
+
+    chosen = {} if detector is None else {"detector": detector}
+    report = predict_photos(run_dir=run_dir, out_dir=out, paths=paths, fold=fold, tta=tta, device=device,
+                            batch_size=batch_size, strict=strict, overlay=overlay, dataset=dataset, backend=backend,
+                            **chosen)
+    click.echo(report.summary())
+
+
+@main.command("export-model")
+@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path),
+              help="A train-eval run folder with folds/<k>/best.pt.")
+@click.option("--format", "fmt", required=True, metavar="onnx|torchscript", help="Model file format.")
+@click.option("--fold", default="all", show_default=True,
+              help="A fold's checkpoint, or all: the folds' ensemble (mean softmax) in one graph.")
+@click.option("--tta", is_flag=True, help="Put horizontal-flip test-time augmentation inside the graph.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="The model file to write.")
+@_handle_errors
+def export_model(run_dir, fmt, fold, tta, out):
+    """Write a run's model as one self-contained ONNX or TorchScript file.
+
+    Input: uint8 RGB (N, 3, H, W) at the run's input size; normalisation and softmax inside;
+    output: probabilities (N, K, H, W). Input size, class names, arch and encoder are in the
+    file's metadata.
+
+    \b
+    clothcurate export-model --run runs/fpn --format onnx --fold 0 --out fpn.onnx
+    """
+    from clothcurate.inference.export_model import export_model as run_export
+
+    click.echo(run_export(run_dir=run_dir, fmt=fmt, out=out, fold=fold, tta=tta).summary())
 
 
 if __name__ == "__main__":

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import os
+from pathlib import Path
+
 
 class ClothcurateError(Exception):
     """Base class: any failure the CLI reports as one line with exit code 1."""
@@ -29,3 +33,51 @@ class BadSampleError(ClothcurateError):
         self.path = path
         where = f" ({path})" if path else ""
         super().__init__(f"sample {source_id}{where}: {reason}")
+
+
+# What to do about an operating-system error on a path the user chose (exit code 2); any other
+# errno is a failure of the machine (exit code 1).
+_PATH_ADVICE = {
+    errno.ENOENT: "check the path: it, or a folder on it, does not exist",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; choose another path",
+    errno.EISDIR: "a folder is where a file is expected; choose another path",
+    errno.EACCES: "you may not use it; choose another path or change its permissions",
+    errno.EPERM: "the operation is not permitted there; choose another path",
+    errno.EROFS: "the file system is read-only; choose a path on a writable disk",
+    errno.ENOSPC: "the disk is full; free space or choose a path on another disk, then re-run the same command",
+    errno.EDQUOT: "the disk quota is used up; free space or choose another disk, then re-run the same command",
+    errno.EFBIG: "the file is too large for that file system; choose a path on another disk",
+    errno.ENAMETOOLONG: "the name is too long; choose a shorter path",
+    errno.ELOOP: "too many symbolic links; check the path",
+    errno.EEXIST: "something is already there; choose another path",
+    errno.ENOTEMPTY: "the folder is not empty; choose another path",
+    errno.EBUSY: "it is in use (a mount point?); choose another path",
+    errno.EXDEV: "it is on another file system than its temporary copy; choose a path that is not a mount point",
+}
+# errnos of a write: the destination (shutil's filename2) is the path to name, not the source
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG}
+
+
+def os_error_message(exc: OSError, *, home: str | None = None) -> tuple[int, str]:
+    """One line and an exit code for an operating-system error: the path, errno's meaning, what to do.
+
+    Args:
+        exc: the error (``errno``, ``strerror``, ``filename``/``filename2`` as Python sets them).
+        home: the workspace root (``$CLOTHCURATE_HOME``); a path under it gets a hint to move it.
+
+    Returns:
+        ``(exit code, message)``: 2 for a path the user can change (missing, not a folder,
+        read-only, disk full ...), 1 otherwise.
+    """
+    path = exc.filename2 if exc.errno in _WRITE_ERRNOS and exc.filename2 else exc.filename
+    path = path if path is not None else exc.filename2
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    name = errno.errorcode.get(exc.errno) if exc.errno is not None else None
+    where = f"{os.fsdecode(path)}: " if path is not None else ""
+    what = f"{reason} ({name})" if name else reason
+    advice = _PATH_ADVICE.get(exc.errno)
+    if advice is None:
+        return 1, f"{where}{what}"
+    if home and path is not None and Path(os.fsdecode(path)).absolute().is_relative_to(Path(home).absolute()):
+        advice += " (the workspace: or set CLOTHCURATE_HOME to a writable folder with free space)"
+    return 2, f"{where}{what}; {advice}"

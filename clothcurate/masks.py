@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from clothcurate.atomic import atomic_path
+from clothcurate.atomic import write_bytes
 from clothcurate.errors import BadInputError
 
 __all__ = ["MASK_PNG_PARAMS", "read_mask", "write_mask_png"]
@@ -25,7 +25,7 @@ def read_mask(path: str | Path, *, sample: str, hint: str, num_classes: int | No
     Args:
         path: the PNG.
         sample: the sample it belongs to (named in the error).
-        hint: what the user should do about a bad file (e.g. "re-run `clothcurate ingest --overwrite`").
+        hint: what the user should do about a bad file (e.g. "re-run `clothcurate ingest`").
         num_classes: when given, every value must be below it.
 
     Raises:
@@ -47,8 +47,10 @@ def write_mask_png(path: str | Path, mask: np.ndarray, params: list[int] | None 
     """Write an (H, W) uint8 label mask (or any image) as PNG atomically.
 
     Raises:
-        OSError: OpenCV could not write the file.
+        OSError: the file cannot be written (with its errno: disk full, read-only ...).
     """
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), np.ascontiguousarray(mask), MASK_PNG_PARAMS if params is None else params):
-            raise OSError(f"cannot write {path}")
+    # encoded by OpenCV, written by Python: cv2.imwrite would only say False on a full disk
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(mask), MASK_PNG_PARAMS if params is None else params)
+    if not ok:
+        raise OSError(f"cannot encode {path} as PNG")
+    write_bytes(path, data.tobytes())

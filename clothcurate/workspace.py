@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 from clothcurate.atomic import write_bytes
 
@@ -31,15 +32,43 @@ def mask_dir(dataset: str, field: str) -> Path:
     return dataset_dir(dataset) / "masks" / field
 
 
+# Extensions dropped from a source id that is a photo's file name (CFPD): ``1.jpg`` -> ``cfpd_1``.
+_PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+
+
 def sample_key(source: str, source_id: str) -> str:
     """The stable, file-name-safe key of a sample: ``ccp_0001``, ``cfpd_1``.
 
     FiftyOne sample ids change when a dataset is rebuilt; this key does not, so exports, run
-    folders and write-back use it.
+    folders and write-back use it. Letters, digits and ``_ . - ~`` are kept; every other character
+    is percent-escaped (``00 01`` -> ``ccp_00%2001``, ``00-01`` -> ``ccp_00-01``), so two source ids
+    share a key only when they differ in a photo extension alone (``7.jpg``, ``7.png``). Keys that
+    differ only in letter case name one file on a case-insensitive file system:
+    :func:`key_clashes` finds both kinds.
     """
-    stem = Path(source_id).stem if "." in source_id else source_id
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in stem)
-    return f"{source}_{safe}"
+    base, dot, extension = source_id.rpartition(".")
+    stem = base if base and f".{extension.lower()}" in _PHOTO_SUFFIXES else source_id
+    return f"{source}_{quote(stem, safe='')}"
+
+
+def key_clashes(keys: dict[str, str]) -> list[tuple[str, str]]:
+    """Pairs of items whose keys name the same file (equal, or equal but for letter case).
+
+    Args:
+        keys: ``{item: sample key}`` (an item is whatever names the sample to a user, e.g. its photo).
+
+    Returns:
+        ``(first item, later item)`` per clash, in the order of ``keys``.
+    """
+    owner: dict[str, str] = {}
+    clashes = []
+    for item, key in keys.items():
+        folded = key.casefold()
+        if folded in owner:
+            clashes.append((owner[folded], item))
+        else:
+            owner[folded] = item
+    return clashes
 
 
 def quiet_fiftyone() -> None:

@@ -48,3 +48,20 @@ def add_bad_samples(root: Path, ccp_dir: Path) -> dict[str, str]:
     scipy.io.savemat(pixel / "9006.mat", {"other": np.zeros((2, 2), np.uint8)})
     return {"9001": "unreadable .mat", "9002": "truncated JPEG", "9003": "photo is", "9004": "label id 77",
             "9005": "photo missing", "9006": "groundtruth"}
+
+
+def write_mat73(path: Path, variables: dict[str, np.ndarray]) -> None:
+    """Save numeric arrays as MATLAB v7.3 does (``save -v7.3``): an HDF5 file behind a 512-byte
+    MATLAB header, each (H, W) matrix stored transposed ((W, H), MATLAB's column-major order) with
+    its ``MATLAB_class``."""
+    import h5py
+
+    from cfpd_fixtures import _matlab_header
+
+    classes = {np.dtype(np.uint8): "uint8", np.dtype(np.uint16): "uint16", np.dtype(np.float64): "double",
+               np.dtype(np.int32): "int32"}
+    with h5py.File(path, "w", userblock_size=512) as f:
+        for name, value in variables.items():
+            ds = f.create_dataset(name, data=np.ascontiguousarray(value.T), compression="gzip")
+            ds.attrs["MATLAB_class"] = np.bytes_(classes[value.dtype])
+    _matlab_header(path)

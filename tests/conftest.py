@@ -12,11 +12,17 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
+import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
 _TMP = Path(tempfile.mkdtemp(prefix="clothcurate-tests-"))
+# every process a test starts inherits this mark, so one that outlives the session is found
+_SESSION_MARK = ("CLOTHCURATE_TEST_SESSION", uuid.uuid4().hex)
+os.environ[_SESSION_MARK[0]] = _SESSION_MARK[1]
 os.environ["FIFTYONE_DATABASE_DIR"] = str(_TMP / "mongo")  # never used: the URI below wins
 os.environ["CLOTHCURATE_HOME"] = str(_TMP / "home")
 os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
@@ -31,8 +37,43 @@ REPO = Path(__file__).resolve().parents[1]
 CCP_DIR = Path(os.environ.get("CLOTHCURATE_TEST_CCP", REPO.parent / "shared" / "datasets" / "ccp")).resolve()
 
 
+def _strays() -> list[psutil.Process]:
+    """Processes that tests started and that still run: everything carrying the session mark but
+    this process and its children (its multiprocessing forkserver and resource tracker, which exit
+    with it)."""
+    mine = {os.getpid(), *(p.pid for p in psutil.Process().children(recursive=True))}
+    found = []
+    for p in psutil.process_iter():
+        try:
+            if (p.pid not in mine and p.environ().get(_SESSION_MARK[0]) == _SESSION_MARK[1]
+                    and p.status() != psutil.STATUS_ZOMBIE):
+                found.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            pass
+    return found
+
+
 def pytest_sessionfinish(session, exitstatus):
+    """Stop the private mongod; a process that a test left running fails the session (after it is
+    killed), so an orphan-leaving regression cannot pass unnoticed."""
     _MONGOD.close()
+    deadline = time.monotonic() + 15  # a killed command's workers take a moment to notice
+    while (strays := _strays()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if strays:
+        names = []
+        for p in strays:
+            try:
+                names.append(f"{p.pid} {' '.join(p.cmdline())[:120]}")
+                p.kill()
+            except psutil.Error:
+                pass
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_sep("=", f"tests left {len(names)} processes running (killed now)", red=True)
+            for name in names:
+                reporter.write_line(f"  {name}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     shutil.rmtree(_TMP, ignore_errors=True)
 
 
@@ -46,14 +87,23 @@ def ccp_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def ccp_dataset(ccp_dir):
-    """The full real CCP ingested once for the session into dataset ``ccp-session`` (read only:
-    tests that modify samples clone it)."""
+    """The full real CCP (1,004 pixel-annotated and 994 tag-only photos) ingested once for the
+    session into dataset ``ccp-session`` (read only: tests that modify samples clone it)."""
     from clothcurate.curation.ingest import ingest
 
     ingest(ccp=ccp_dir, dataset="ccp-session", progress=False)
     import fiftyone as fo
 
     return fo.load_dataset("ccp-session")
+
+
+@pytest.fixture(scope="session")
+def ccp_pixel(ccp_dataset):
+    """The 1,004 pixel-annotated samples of ``ccp_dataset`` (a view; the other 994 CCP photos
+    have image-level tags only and no mask)."""
+    from fiftyone import ViewField as F
+
+    return ccp_dataset.match(F("annotation") == "pixel")
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
-"""Person crop boxes, crop + resize, and pasting predictions back (no FiftyOne)."""
+"""Person crop boxes, crop + resize, and pasting predictions back (``clothcurate.geometry``)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from clothcurate.curation.crop import crop_box, crop_resize, paste_back
+from clothcurate.geometry import crop_box, crop_image, crop_resize, paste_back
 
 
 def _rel(x0, y0, x1, y1, width, height):
@@ -65,3 +65,11 @@ def test_crop_with_resize_pastes_back_approximately():
     x0, y0, x1, y1 = box
     agree = (full[y0:y1, x0:x1] == mask[y0:y1, x0:x1]).mean()
     assert agree > 0.97
+
+
+def test_crop_image_is_the_photo_half_of_crop_resize():
+    """Inference crops a photo that has no mask: the same pixels as the export's crop."""
+    image, mask = _toy(600, 400)
+    box = crop_box(_rel(120, 100, 280, 520, 400, 600), width=400, height=600)
+    for size in (None, 64, 512):
+        assert np.array_equal(crop_image(image, box=box, size=size), crop_resize(image, mask, box=box, size=size)[0])

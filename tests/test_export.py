@@ -13,19 +13,19 @@ from click.testing import CliRunner
 from pycocotools.coco import COCO
 
 from clothcurate.cli import main
-from clothcurate.curation.crop import paste_back
+from clothcurate.geometry import paste_back
 from clothcurate.curation.export import export_folds
 from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import TARGET_CLASSES
 
 
 @pytest.fixture
-def small(ccp_dataset, request):
+def small(ccp_pixel, request):
     """A private 40-sample slice of the session's CCP dataset (tests may tag and edit it)."""
     import fiftyone as fo
 
     name = f"export-{request.node.name}".replace("[", "-").replace("]", "")
-    ds = ccp_dataset.take(40, seed=0).clone(name)
+    ds = ccp_pixel.take(40, seed=0).clone(name)
     ds.persistent = True
     yield ds
     fo.delete_dataset(name)
@@ -60,7 +60,7 @@ def test_png_export_layout_folds_and_fiftyone_round_trip(small, tmp_path):
 
     out = tmp_path / "export"
     report = export_folds(dataset=small.name, out=out, folds=5, seed=0, progress=False)
-    assert report.n_exported == 40 and report.left_out == {"reject": 0, "bg_only": 0}
+    assert report.n_exported == 40 and report.left_out == {"reject": 0, "bg_only": 0, "tag_only": 0}
     meta = _load(out, "export.json")
     assert {k: meta[k] for k in ("version", "dataset", "folds", "seed", "crop", "size", "format")} == \
         {"version": 1, "dataset": small.name, "folds": 5, "seed": 0, "crop": None, "size": None, "format": "png"}
@@ -141,8 +141,8 @@ def test_reject_and_bg_only_left_out(small, tmp_path):
     report = export_folds(dataset=small.name, out=tmp_path / "a", progress=False)
     exported = {s["key"] for s in _load(tmp_path / "a", "folds.json")["samples"]}
     assert exported == set(keys) - set(reject + bg_only + both)
-    assert report.left_out == {"reject": 4, "bg_only": 2}
-    assert _load(tmp_path / "a", "export.json")["left_out"] == {"reject": 4, "bg_only": 2}
+    assert report.left_out == {"reject": 4, "bg_only": 2, "tag_only": 0}
+    assert _load(tmp_path / "a", "export.json")["left_out"] == {"reject": 4, "bg_only": 2, "tag_only": 0}
     assert "4 tagged reject" in report.summary() and "2 tagged bg_only" in report.summary()
     folds = dict(zip(small.values("key"), small.values("fold")))
     assert all(folds[k] is None for k in reject + bg_only + both)
@@ -155,7 +155,7 @@ def test_reject_and_bg_only_left_out(small, tmp_path):
     report = export_folds(dataset=small.name, out=tmp_path / "b", keep_flagged=True, progress=False)
     exported = {s["key"] for s in _load(tmp_path / "b", "folds.json")["samples"]}
     assert exported == set(keys) - set(reject + both)
-    assert report.left_out == {"reject": 4, "bg_only": 0}
+    assert report.left_out == {"reject": 4, "bg_only": 0, "tag_only": 0}
 
 
 def test_person_crop_pastes_back(small, tmp_path):
@@ -194,16 +194,74 @@ def test_person_crop_pastes_back(small, tmp_path):
         assert (full[y0:y1, x0:x1] == original[y0:y1, x0:x1]).mean() > 0.8
 
 
-def test_non_empty_out_refused_unless_overwrite(small, tmp_path):
+def test_out_replaced_only_when_made_by_export(small, tmp_path):
+    """--overwrite replaces only an earlier export (our export.json) or an empty folder; a user's
+    folder (photos, the workspace, a file named export.json of another tool) is refused untouched."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(BadInputError, match="not empty"):
-        export_folds(dataset=small.name, out=out, progress=False)
-    assert (out / "notes.txt").exists()
-    export_folds(dataset=small.name, out=out, overwrite=True, progress=False)
-    assert not (out / "notes.txt").exists() and (out / "export.json").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary folders left
+    for overwrite in (False, True):
+        with pytest.raises(BadInputError, match="not a clothcurate export folder"):
+            export_folds(dataset=small.name, out=out, overwrite=overwrite, progress=False)
+        assert [p.name for p in out.iterdir()] == ["notes.txt"]
+    (out / "export.json").write_text(json.dumps({"exported_by": "another tool"}))
+    with pytest.raises(BadInputError, match="not a clothcurate export folder"):
+        export_folds(dataset=small.name, out=out, overwrite=True, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == ["export.json", "notes.txt"]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    export_folds(dataset=small.name, out=empty, progress=False)   # an empty folder needs no --overwrite
+    first = _load(empty, "export.json")["created"]
+    with pytest.raises(BadInputError, match="pass --overwrite"):
+        export_folds(dataset=small.name, out=empty, progress=False)
+    (empty / "extra.txt").write_text("left by the user inside our export")
+    export_folds(dataset=small.name, out=empty, overwrite=True, progress=False)
+    assert not (empty / "extra.txt").exists() and _load(empty, "export.json")["created"] >= first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "out"]  # no temporary folder or lock left
+
+
+def test_cli_overwrite_refuses_photos_and_workspace(small, tmp_path, monkeypatch):
+    """The issue's two reproductions through the CLI: --out at a photo folder or at $CLOTHCURATE_HOME."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for key, path in list(zip(small.values("key"), small.values("filepath")))[:3]:
+        (photos / f"{key}.jpg").write_bytes(Path(path).read_bytes())
+    home = tmp_path / "home"
+    (home / "datasets" / "x" / "masks").mkdir(parents=True)
+    (home / "datasets" / "x" / "masks" / "a.png").write_bytes(b"mask")
+    monkeypatch.setenv("CLOTHCURATE_HOME", str(home))
+    for out in (photos, home):
+        before = sorted(str(p) for p in out.rglob("*"))
+        res = CliRunner().invoke(main, ["export-folds", "--dataset", small.name, "--out", str(out), "--overwrite"])
+        assert res.exit_code == 2, res.output
+        assert res.output.count("\n") == 1 and res.output.startswith("error: ") and str(out) in res.output
+        assert "nothing was changed" in res.output
+        assert sorted(str(p) for p in out.rglob("*")) == before
+
+
+def test_export_to_a_folder_another_export_is_writing_is_refused(small, tmp_path):
+    """The lock beside --out: while another process holds it (as a running export does), an export
+    neither writes nor publishes; once it is released, the export goes through."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys\nfrom clothcurate.outdir import folder_lock\n"
+                               "with folder_lock(sys.argv[1]):\n    print('held', flush=True)\n    sys.stdin.read()",
+         str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).parents[1])
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(BadInputError, match="another clothcurate command is writing"):
+            export_folds(dataset=small.name, out=out, progress=False)
+        assert not out.exists() and not (tmp_path / ".out.partial").exists()
+    finally:
+        holder.communicate("", timeout=60)
+    assert holder.returncode == 0
+    export_folds(dataset=small.name, out=out, progress=False)
+    assert (out / "export.json").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
 def test_failed_export_leaves_no_complete_looking_folder(small, tmp_path):
@@ -221,7 +279,7 @@ def test_failed_export_leaves_no_complete_looking_folder(small, tmp_path):
 
     old = tmp_path / "old"
     old.mkdir()
-    (old / "export.json").write_text("{}")
+    (old / "export.json").write_text(json.dumps({"version": 1, "dataset": small.name, "folds": 5}))  # an earlier export
     with pytest.raises(BadInputError):
         export_folds(dataset=small.name, out=old, overwrite=True, progress=False)
     assert [p.name for p in old.iterdir()] == ["export.json"]  # the previous export is untouched

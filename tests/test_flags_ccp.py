@@ -36,7 +36,7 @@ def test_background_only_sample_is_flagged(flagged):
 
 def test_fields_views_and_report(flagged):
     ds, report = flagged
-    quality = np.array(ds.values("label_quality"))
+    quality = np.array(ds.match(F("annotation") == "pixel").values("label_quality"))
     assert len(quality) == 1004 and np.all((quality >= 0) & (quality <= 1))
     assert set(ds.list_saved_views()) >= {"bg-only", "suspicious"}
     view = ds.load_saved_view("suspicious")
@@ -52,7 +52,20 @@ def test_fields_views_and_report(flagged):
     assert "background_only" in ds.get_field("issues").description
     summary = report.summary()
     assert "background_only" in summary and "ccp_0536" in summary
-    assert report.to_dict()["samples"] == 1004
+    assert report.to_dict()["samples"] == 1004 and report.to_dict()["tag_only"] == 994
+    assert "994 with image-level tags only skipped" in summary
+
+
+def test_tag_only_samples_are_not_checked(flagged):
+    """The 994 photos with image-level tags only have no mask: no findings, scores or flag tags."""
+    ds, _ = flagged
+    tagged = ds.match(F("annotation") == "image")
+    assert len(tagged) == 994
+    assert set(tagged.values("label_quality")) == {None} and set(tagged.values("issues")) == {None}
+    assert not set(tagged.distinct("tags")) & {"bg_only", "suspicious"}
+    assert tagged.match_tags(["bg_only", "suspicious"]).count() == 0
+    for name in ("bg-only", "suspicious"):
+        assert not set(ds.load_saved_view(name).values("key")) & set(tagged.values("key"))
 
 
 def test_rerun_replaces_own_results_and_keeps_review_tags(flagged):

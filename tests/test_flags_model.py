@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from clothcurate.curation.crop import crop_box
+from clothcurate.geometry import crop_box
 from clothcurate.curation.flags import flag_errors
 from clothcurate.curation.flags.engine import score_samples
 from clothcurate.curation.flags.internal.confident import (

@@ -16,9 +16,9 @@ from clothcurate.labelmaps import TARGET_CLASSES
 
 
 @pytest.fixture(scope="module")
-def presence(ccp_dataset) -> np.ndarray:
-    """(N, 15) bool class presence of the full CCP, from the ingested ``classes`` field."""
-    classes = ccp_dataset.values("classes")
+def presence(ccp_pixel) -> np.ndarray:
+    """(N, 15) bool class presence of the full pixel-annotated CCP, from the ingested ``classes`` field."""
+    classes = ccp_pixel.values("classes")
     return np.array([[c in set(cl) for c in TARGET_CLASSES] for cl in classes])
 
 

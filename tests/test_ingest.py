@@ -52,9 +52,13 @@ def _read_png(path) -> np.ndarray:
 
 @pytest.mark.slow
 def test_full_ccp_masks_match_table_i_pixel_by_pixel(ccp_dataset, ccp_dir):
-    ds = ccp_dataset
-    assert len(ds) == 1004
-    assert ds.count_values("source") == {"ccp": 1004}
+    from fiftyone import ViewField as F
+
+    # 1,004 pixel-annotated photos, 994 with image-level tags only (tests/test_tag_only.py)
+    assert len(ccp_dataset) == 1998
+    assert ccp_dataset.count_values("source") == {"ccp": 1998}
+    assert ccp_dataset.count_values("annotation") == {"pixel": 1004, "image": 994}
+    ds = ccp_dataset.match(F("annotation") == "pixel")
     lut = _independent_lut(ccp_dir)
     images_per_class = dict.fromkeys(CLASSES, 0)
     rows = zip(*ds.values(["source_id", "ground_truth.mask_path", "raw_ccp.mask_path", "class_pixels",
@@ -84,17 +88,18 @@ def test_full_ccp_masks_match_table_i_pixel_by_pixel(ccp_dataset, ccp_dir):
     # MEASURED.md counts background in 1003 images leaving out 0536, which is background only
     assert images_per_class["background"] == 1004 and images_per_class["skin"] == 1003
     assert ds.match({"source_id": "0536"}).first().classes == ["background"]
-    assert ds.default_mask_targets == dict(enumerate(CLASSES))
-    assert ds.mask_targets["raw_ccp"][41] == "skin" and len(ds.mask_targets["raw_ccp"]) == 59
+    assert ccp_dataset.default_mask_targets == dict(enumerate(CLASSES))
+    assert ccp_dataset.mask_targets["raw_ccp"][41] == "skin" and len(ccp_dataset.mask_targets["raw_ccp"]) == 59
 
 
 def test_second_ingest_adds_and_changes_nothing(ccp_dataset, ccp_dir):
     before = dict(zip(*ccp_dataset.values(["key", "last_modified_at"])))
     report = ingest(ccp=ccp_dir, dataset=ccp_dataset.name, progress=False)
-    assert report.added == {"ccp": 0} and report.already_present == {"ccp": 1004}
+    assert report.added == {"ccp": 0} and report.already_present == {"ccp": 1998}
+    assert report.restored == {"ccp": 0} and report.tag_only == {"ccp": 0}
     ccp_dataset.reload()
     assert dict(zip(*ccp_dataset.values(["key", "last_modified_at"]))) == before
-    assert report.left_out == {"ccp": {"image-level only (no pixel annotation)": 20}}
+    assert report.left_out == {"ccp": {}}  # every CCP photo has a pixel-level or an image-level annotation
 
 
 def test_bad_samples_are_skipped_named_and_reported(tmp_path, ccp_dir, tmp_home):
@@ -252,14 +257,19 @@ def test_killed_ingest_leaves_a_consistent_dataset_and_rerun_completes(ccp_dir, 
     ds = fo.load_dataset("killed")
     ds.reload()  # this process saw the dataset before the killed one declared its fields
     n = len(ds)
-    assert 0 < n < 1004, "ingest was not interrupted mid-way"
-    for gt, raw in zip(*ds.values(["ground_truth.mask_path", "raw_ccp.mask_path"])):
+    assert 0 < n < 1998, "ingest was not interrupted mid-way"
+    from fiftyone import ViewField as F
+
+    pixel = ds.match(F("annotation") == "pixel")
+    for gt, raw in zip(*pixel.values(["ground_truth.mask_path", "raw_ccp.mask_path"])):
         assert _read_png(gt) is not None and _read_png(raw) is not None
+    assert ds.exists("ground_truth").count() == len(pixel)  # a tag-only sample has no mask
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert f"{1004 - n} added, {n} already present" in result.stdout
+    assert f"{1998 - n} added" in result.stdout and f", {n} already present" in result.stdout
     ds.reload()
-    assert len(ds) == 1004 and len(set(ds.values("key"))) == 1004
+    assert len(ds) == 1998 and len(set(ds.values("key"))) == 1998
+    assert ds.count_values("annotation") == {"pixel": 1004, "image": 994}
 
 
 def test_status_json_and_review_tags(ccp_dataset):
@@ -269,9 +279,11 @@ def test_status_json_and_review_tags(ccp_dataset):
     result = CliRunner().invoke(main, ["status", "--dataset", "status-tags", "--json"])
     assert result.exit_code == 0, result.output
     st = json.loads(result.output)
-    assert st["samples"] == 1004 and st["sources"] == {"ccp": 1004}
+    assert st["samples"] == 1998 and st["sources"] == {"ccp": 1998}
+    assert st["annotation"] == {"ccp": {"pixel": 1004, "image": 994}}
     assert st["tags"] == ds.count_sample_tags() and st["tags"]["reject"] == 3
-    assert {"ground_truth", "raw_ccp", "person", "classes", "class_pixels"} <= set(st["fields"])
+    assert {"ground_truth", "raw_ccp", "person", "classes", "class_pixels", "annotation",
+            "image_tags"} <= set(st["fields"])
     assert set(st) >= {"dataset", "samples", "sources", "tags", "fields", "folds", "runs"}
 
 

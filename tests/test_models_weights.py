@@ -129,3 +129,32 @@ def test_smp_weights_from_the_hugging_face_cache_only(tmp_path, monkeypatch):
     loaded = build_model("fpn", encoder="efficientnet-b0").encoder.state_dict()
     assert all(torch.equal(loaded[k], cached[k]) for k in cached)
     assert encoder_normalization("efficientnet-b0") == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def test_the_registry_is_where_the_cli_reads_architectures(tmp_path):
+    """A model registered once is a valid ``--arch`` (the CLI has no list of its own), and the
+    registry's LinkNet is still a LinkNet (additive skips of smp's design, our wider decoder)."""
+    import segmentation_models_pytorch as smp
+    from click.testing import CliRunner
+
+    from clothcurate.cli import main as cli
+    from clothcurate.training.linknet import WideLinknetDecoder
+    from clothcurate.training.models import register_architecture
+
+    help_text = CliRunner().invoke(cli, ["train-eval", "--help"]).output
+    assert "[" + "|".join(ARCHITECTURES) + "]" in help_text
+    args = ["train-eval", "--data", str(tmp_path / "no-export"), "--out", str(tmp_path / "run"), "--device", "cpu"]
+    refused = CliRunner().invoke(cli, [*args, "--arch", "tiny-fpn"])
+    assert refused.exit_code == 2 and "tiny-fpn" in refused.output          # click: not a choice
+
+    register_architecture("tiny-fpn", "FPN, for this test")(
+        lambda *, encoder_name, classes: smp.FPN(encoder_name=encoder_name, encoder_weights=None, classes=classes))
+    try:
+        accepted = CliRunner().invoke(cli, [*args, "--arch", "tiny-fpn"])
+        assert accepted.exit_code == 2 and "no-export" in accepted.output   # got past --arch to the export
+        assert build_model("tiny-fpn", encoder_weights=None).decoder.__class__ is smp.FPN(
+            encoder_name="tu-tf_efficientnet_lite0", encoder_weights=None).decoder.__class__
+    finally:
+        del ARCHITECTURES["tiny-fpn"]
+    linknet = build_model("linknet", encoder_weights=None)
+    assert isinstance(linknet, smp.Linknet) and isinstance(linknet.decoder, WideLinknetDecoder)

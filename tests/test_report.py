@@ -24,7 +24,7 @@ import torch
 from click.testing import CliRunner
 
 from clothcurate.cli import main
-from clothcurate.curation.crop import crop_box, crop_resize, paste_back
+from clothcurate.geometry import crop_box, crop_resize, paste_back
 from clothcurate.labelmaps import NUM_CLASSES, TARGET_CLASSES, load_labelmap
 from clothcurate.reports import build_report
 from clothcurate.training.metrics import ConfusionMatrix, per_sample_scores, scores_from_confusion, summarize_folds
@@ -419,3 +419,27 @@ def test_missing_or_half_written_run_is_a_clear_error(runs, tmp_path, damage, ex
     assert expected in res.output and str(run) in res.output
     assert len(res.output.strip().splitlines()) == 1
     assert not (tmp_path / "r" / "report.html").exists()
+
+
+def test_out_replaced_only_when_made_by_report(runs, tmp_path):
+    """report --out writes only into a missing, empty or earlier report folder (its report.json);
+    a re-run replaces the whole folder, so figures of runs no longer asked for go."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "report.html").write_text("my own page")
+    res = CliRunner().invoke(main, ["report", "--runs", str(runs["runs"][0]), "--out", str(mine)])
+    assert res.exit_code == 2, res.output
+    assert res.output.count("\n") == 1 and "not a clothcurate report folder" in res.output and str(mine) in res.output
+    assert [p.name for p in mine.iterdir()] == ["report.html"] and (mine / "report.html").read_text() == "my own page"
+
+    out = tmp_path / "r"
+    build_report(runs["runs"], out)
+    manifest = json.loads((out / "report.json").read_text())
+    assert sorted(manifest["files"]) == sorted(p.name for p in out.iterdir())
+    assert manifest["runs"] == [str(r.resolve()) for r in runs["runs"]]
+    assert (out / "fig7_confusion_unet.png").exists()
+    result = build_report(runs["runs"][:1], out)
+    assert not (out / "fig7_confusion_unet.png").exists()
+    assert sorted(p.name for p in out.iterdir()) == sorted([p.name for p in result.files])
+    assert all(p.parent == out for p in result.files)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "r"]   # no temporary folder or lock left

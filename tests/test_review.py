@@ -14,6 +14,9 @@ import cv2
 import numpy as np
 import pytest
 
+from click.testing import CliRunner
+
+from clothcurate.cli import main
 from clothcurate.curation.flags import flag_errors
 from clothcurate.curation.review import start
 from clothcurate.curation.status import dataset_status
@@ -64,6 +67,44 @@ def test_class_colours_on_target_fields_only(small):
 def test_unknown_view_is_bad_input(small):
     with pytest.raises(BadInputError, match="no saved view"):
         start(small.name, view="no-such-view", port=_free_port())
+
+
+def test_busy_port_is_refused_naming_it(small):
+    """Something already listens on the port: exit 2 naming the port and a free one, the App is
+    not started (nor attached to whatever serves there)."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(BadInputError, match=rf"port {port} on localhost is already in use.*--port \d+"):
+            start(small.name, port=port)
+        result = CliRunner().invoke(main, ["review", "--dataset", small.name, "--port", str(port)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [result.output.strip()] and f"port {port}" in result.output
+
+
+def test_app_opens_with_the_masks_drawn_and_owns_its_port(small):
+    """The App's dataset settings (read back from the App server) check every target-class mask
+    field; a second review on the same port is refused rather than attached to this App."""
+    import fiftyone as fo
+
+    ds = small.clone("review-fields")
+    for name in ("pred_fpn", "label_issues"):  # as write-back and flag-errors --model add them
+        ds.add_sample_field(name, fo.EmbeddedDocumentField, embedded_doc_type=fo.Segmentation)
+    port = _free_port()
+    session = start(ds.name, port=port, address="127.0.0.1")
+    try:
+        served = _graphql(f"http://127.0.0.1:{port}",
+                          "query($d: String!) { dataset(name: $d) { appConfig { activeFields { exclude paths } } } }",
+                          {"d": ds.name})["dataset"]["appConfig"]["activeFields"]
+        assert not served["exclude"]
+        assert served["paths"][:3] == ["ground_truth", "label_issues", "pred_fpn"]
+        assert "person" in served["paths"] and not any(p.startswith("raw_") for p in served["paths"])
+        with pytest.raises(BadInputError, match=f"port {port}"):
+            start(small.name, port=port, address="127.0.0.1")
+    finally:
+        session.close()
+        ds.delete()
 
 
 def _free_port() -> int:

@@ -35,6 +35,7 @@ from clothcurate.training.loop import (
 from clothcurate.training.metrics import scores_from_confusion
 from clothcurate.training.models import (
     InputNormalizer,
+    ModelSpec,
     build_model,
     encoder_normalization,
 )
@@ -56,7 +57,7 @@ def _one_thread():
 
 
 @pytest.fixture(scope="module")
-def export_dir(ccp_dataset, tmp_path_factory) -> Path:
+def export_dir(ccp_pixel, tmp_path_factory) -> Path:
     """24 real CCP samples exported by export-folds as person crops of 64 x 64 in 2 folds."""
     import fiftyone as fo
 
@@ -64,7 +65,7 @@ def export_dir(ccp_dataset, tmp_path_factory) -> Path:
 
     name = SLICE
     if not fo.dataset_exists(name):
-        ccp_dataset.take(24, seed=0).clone(name)
+        ccp_pixel.take(24, seed=0).clone(name)
     out = tmp_path_factory.mktemp("export") / "folds"
     export_folds(dataset=name, out=out, folds=2, seed=0, crop="person", size=SIZE, progress=False)
     return out
@@ -124,6 +125,9 @@ def test_run_folder_follows_the_contract(run_dir, export_dir, ccp_dir):
     assert config["arch"] == config["options"]["arch"] == "fpn" and config["options"]["image_size"] == SIZE
     assert config["export"] == json.loads((export_dir / "export.json").read_text())
     assert config["versions"]["torch"] and config["machine"]["cpu"] and config["finished"]
+    assert config["recipe"]["name"] == "default" and config["options"]["schedule"] == "plateau"
+    assert set(config["binds"]) >= {"arch", "encoder", "lr", "loss", "monitor", "seed", "schedule", "tta"}
+    assert "epochs" not in config["binds"]                       # plateau: more epochs may follow
 
     for k in (0, 1):
         fold = run_dir / "folds" / str(k)
@@ -132,6 +136,13 @@ def test_run_folder_follows_the_contract(run_dir, export_dir, ccp_dir):
         assert best["epoch"] == 1 and "state_dict" in best
         last = torch.load(fold / "last.pt", weights_only=False)
         assert {"model", "optimizer", "scheduler", "scaler", "epoch", "history", "rng"} <= set(last)
+        # the checkpoint alone rebuilds its model: architecture, encoder, classes, geometry, normalisation
+        spec = ModelSpec.from_dict(best["model"])
+        assert spec == ModelSpec.from_dict(last["spec"]) == ModelSpec.from_dict(config["model"])
+        assert (spec.arch, spec.encoder, list(spec.classes), spec.input_size) == ("fpn", ENCODER, export.classes,
+                                                                                 (SIZE, SIZE))
+        assert (spec.mean, spec.std) == encoder_normalization(ENCODER)
+        spec.build().load_state_dict(best["state_dict"])          # strict: every tensor matches
         history = _read_csv(fold / "history.csv")
         assert list(history[0]) == ["epoch", "train_loss", "val_loss", "val_miou", "lr", "seconds"]
         assert len(history) == 1 and float(history[0]["lr"]) == pytest.approx(1e-3)
@@ -207,6 +218,22 @@ def test_run_folder_refuses_other_options(run_dir, export_dir, change):
 
     with pytest.raises(BadInputError, match=f"made with {next(iter(change))}="):
         _train(export_dir, run_dir, **change)
+
+
+def test_a_run_folder_from_before_the_new_options_keeps_working(run_dir, export_dir, tmp_path):
+    """config.json written before schedule / TTA / recipe existed: those runs used plateau and no
+    TTA, so the same command still collects the folder, and another schedule is refused."""
+    old = tmp_path / "old"
+    shutil.copytree(run_dir, old)
+    config = json.loads((old / "config.json").read_text())
+    for name in ("schedule", "warmup_epochs", "tta", "augment", "recipe", "monitor"):
+        config["options"].pop(name)
+    (old / "config.json").write_text(json.dumps(config))
+    assert _train(export_dir, old).skipped == [0, 1]
+    from clothcurate.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="made with schedule='plateau'"):
+        _train(export_dir, old, schedule="cosine")
 
 
 def test_a_failed_first_attempt_binds_no_option(export_dir, tmp_path, monkeypatch):
@@ -312,6 +339,29 @@ def test_torchrun_two_process_gloo_run(export_dir, tmp_path):
     assert len(_read_csv(out / "folds" / "0" / "history.csv")) == 1
 
 
+def test_cli_levers_cosine_weighted_ce_tta_on_linknet(export_dir, tmp_path):
+    """The recipe levers end to end through the CLI: warm-up + cosine for exactly --epochs (which
+    then binds the run folder), class-weighted CE, flip TTA; config.json records them."""
+    out = tmp_path / "run"
+    args = ["train-eval", "--arch", "linknet", "--data", str(export_dir), "--folds", "0", "--image-size", str(SIZE),
+            "--batch-size", "4", "--workers", "0", "--device", "cpu", "--out", str(out), "--dataset", "",
+            "--schedule", "cosine", "--warmup-epochs", "1", "--loss", "wce", "--tta"]
+    done = CliRunner().invoke(cli, [*args, "--epochs", "2"])
+    assert done.exit_code == 0, done.output
+    config = json.loads((out / "config.json").read_text())
+    options = config["options"]
+    assert (options["arch"], options["schedule"], options["loss"], options["tta"], options["epochs"]) == (
+        "linknet", "cosine", "wce", True, 2)
+    assert options["patience"] == 10 and config["recipe"]["name"] == "default"   # the recipe's, not given
+    assert {"epochs", "warmup_epochs", "tta"} <= set(config["binds"])
+    history = _read_csv(out / "folds" / "0" / "history.csv")
+    assert [float(r["lr"]) for r in history] == pytest.approx([1e-5, 1e-3])     # warm-up start, then peak
+    scores = json.loads((out / "folds" / "0" / "scores.json").read_text())
+    assert scores["fit"]["epochs_run"] == 2 and not scores["fit"]["stopped_early"]
+    refused = CliRunner().invoke(cli, [*args, "--epochs", "3"])
+    assert refused.exit_code == 2 and "made with epochs=2" in refused.output
+
+
 def test_cli_exit_code_2_on_missing_or_incomplete_export(tmp_path, export_dir):
     runner = CliRunner()
     args = ["train-eval", "--arch", "fpn", "--out", str(tmp_path / "run"), "--device", "cpu"]
@@ -350,6 +400,27 @@ def test_loader_items_stay_uint8(export_dir):
     assert mask.dtype == torch.uint8 and mask.shape == (SIZE, SIZE) and pos == 1
     x, y = to_device(image[None], mask[None], InputNormalizer((0.5,) * 3, (0.5,) * 3, device="cpu"))
     assert y.dtype == torch.int64 and float(x.min()) >= -1.0 and float(x.max()) <= 1.0
+
+
+@pytest.mark.parametrize("policy", ["paper", "scale"])
+def test_augmentation_keeps_labels_and_uint8(export_dir, policy):
+    """Every policy moves masks with nearest neighbour (no new class ids; rotated-in pixels are
+    background), keeps S x S uint8; ``scale`` also zooms out (the person covers less)."""
+    export = read_export(export_dir)
+    cache = decode_samples(export.samples[:4], size=SIZE)
+    ds = SegmentationDataset(cache, range(4), transform=build_transform(size=SIZE, train=True, policy=policy))
+    np.random.seed(0)
+    ds.transform.set_random_seed(0)
+    shares = []
+    for _ in range(8):
+        for i in range(4):
+            image, mask, _ = ds[i]
+            assert image.dtype == torch.uint8 and image.shape == (3, SIZE, SIZE) and mask.shape == (SIZE, SIZE)
+            original = set(np.unique(cache.masks[i].numpy())) | {0}
+            assert set(np.unique(mask.numpy())) <= original
+            shares.append(float((mask > 0).float().mean() / (cache.masks[i] > 0).float().mean()))
+    if policy == "scale":
+        assert min(shares) < 0.85 and max(shares) > 1.15, shares
 
 
 @pytest.mark.parametrize("monitor", ["val_loss", "val_miou"])

@@ -49,9 +49,9 @@ def _perturb(i: int, gt: np.ndarray) -> np.ndarray:
 
 
 @pytest.fixture
-def wb_dataset(ccp_dataset, tmp_home):
+def wb_dataset(ccp_pixel, tmp_home):
     """A private clone of 12 real CCP samples (deleted afterwards)."""
-    ds = ccp_dataset.take(12, seed=0).clone(f"wb-{uuid.uuid4().hex[:8]}", persistent=True)
+    ds = ccp_pixel.take(12, seed=0).clone(f"wb-{uuid.uuid4().hex[:8]}", persistent=True)
     yield ds
     ds.delete()
 

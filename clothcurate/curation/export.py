@@ -1,13 +1,16 @@
 """Export cleaned, multilabel-stratified k folds into a folder that training reads without FiftyOne.
 
-The folder layout is the "Export folder" of ``docs/contracts.md``. Eligible samples are all but
-those tagged ``reject`` and, unless ``keep_flagged``, ``bg_only`` (a sample tagged both counts as
-``reject``). Folds come from :func:`clothcurate.curation.folds.assign_folds` on the class presence
+The folder layout is the "Export folder" of ``docs/contracts.md``. Eligible samples are the
+pixel-annotated ones (tag-only samples, which have no mask, never enter folds) but those tagged
+``reject`` and, unless ``keep_flagged``, ``bg_only`` (a sample tagged both counts as ``reject``).
+Folds come from :func:`clothcurate.curation.folds.assign_folds` on the class presence
 of the samples sorted by key, so they depend only on the eligible set and the seed. Photos and
 masks are written by two threads into a hidden sibling folder (``.<out>.partial``), which
 is renamed onto ``out`` only when everything is written: a failed export leaves nothing that
-looks complete. Only then is each sample's ``fold`` written back to FiftyOne (None for the
-samples left out).
+looks complete. ``out`` is replaced only when it is missing, empty or an earlier export
+(:mod:`clothcurate.outdir`). Only then is each sample's ``fold`` written back to FiftyOne (None
+for the samples left out); ``out`` stays locked until then, so a concurrent export to the same
+folder is refused and the dataset's folds always match the folder published.
 
 Example::
 
@@ -33,12 +36,15 @@ from tqdm import tqdm
 
 from clothcurate.atomic import write_json
 from clothcurate.curation.coco import coco_document, mask_to_annotations
-from clothcurate.curation.crop import crop_box, crop_resize
+from clothcurate.geometry import crop_box, crop_resize
+from clothcurate.curation.annotation import pixel_annotated, tag_only
 from clothcurate.curation.db import load_dataset
 from clothcurate.curation.folds import assign_folds, fold_stats
 from clothcurate.errors import BadInputError
+from clothcurate.images import is_plain_jpeg, read_image
 from clothcurate.labelmaps import NUM_CLASSES, TARGET_CLASSES, mask_targets
 from clothcurate.masks import MASK_PNG_PARAMS, read_mask
+from clothcurate.outdir import FolderKind, check_replaceable, folder_lock, replacing, target
 from clothcurate.workspace import remember_export
 
 __all__ = ["CROP_MARGIN", "FORMATS", "ExportReport", "export_folds"]
@@ -48,6 +54,8 @@ CROPS = ("person",)
 CROP_MARGIN = 0.05  # of the person box's width/height, on each side
 EXPORT_VERSION = 1
 JPEG_QUALITY = 95  # default quality of re-encoded (cropped) photos
+#: an export folder is recognised (and may be replaced with --overwrite) by its export.json
+EXPORT_FOLDER = FolderKind(what="export folder", marker="export.json", keys=("version", "dataset", "folds"))
 _FIELDS = ["id", "key", "source", "source_id", "filepath", "ground_truth.mask_path", "classes",
            "person.bounding_box", "tags"]
 
@@ -61,7 +69,7 @@ class ExportReport:
         dataset: the FiftyOne dataset exported.
         k, seed, fmt, crop, size: the options used.
         n_exported: samples written.
-        left_out: ``{"reject": n, "bg_only": n}``.
+        left_out: ``{"reject": n, "bg_only": n, "tag_only": n}`` (tag-only: image-level tags, no mask).
         stats: the content of ``fold_stats.json``.
         seconds: wall time of the export.
     """
@@ -86,7 +94,8 @@ class ExportReport:
             (f"exported {self.n_exported} samples of {self.dataset!r} to {self.out} "
              f"({self.fmt}{crop}; {self.k} folds, seed {self.seed}; {self.seconds:.1f} s)"),
             (f"left out: {self.left_out.get('reject', 0)} tagged reject, "
-             f"{self.left_out.get('bg_only', 0)} tagged bg_only{keep_hint}"),
+             f"{self.left_out.get('bg_only', 0)} tagged bg_only{keep_hint}, "
+             f"{self.left_out.get('tag_only', 0)} with image-level tags only (no mask)"),
             (f"largest deviation of a class's image share in a fold from the whole set: "
              f"{self.stats['max_deviation']:.4f} (classes with >= {self.stats['min_images']} images)"),
             "images with the class (pixel share):",
@@ -137,31 +146,55 @@ class _Job:
 
 
 def _write(path: str, array: np.ndarray, params: list[int]) -> None:
-    if not cv2.imwrite(path, array, params):
-        raise OSError(f"cannot write {path}")
+    """Encode with OpenCV, write with Python: a failed write keeps its errno (disk full, read-only)."""
+    ok, data = cv2.imencode(os.path.splitext(path)[1], array, params)
+    if not ok:
+        raise OSError(f"cannot encode {path}")
+    try:
+        with open(path, "wb") as f:
+            f.write(data)
+    except OSError as e:
+        e.filename = e.filename or path  # a failed write() names no file
+        raise
+
+
+def _copy(src: str, dst: str) -> None:
+    try:
+        shutil.copyfile(src, dst)
+    except OSError as e:
+        if e.filename is None:  # a failed write() names no file
+            e.filename, e.filename2 = src, dst
+        raise
+
+
+# A lost mask is written again by a plain re-run of ingest (which keeps review work).
+_LOST_MASK = ("delete the mask file if it is still there and re-run `clothcurate ingest` with the sample's source "
+              "folder: it writes missing masks again and keeps tags and predictions")
 
 
 def _export_sample(job: _Job) -> dict:
     """Write one sample's photo and mask; returns what the JSON files need."""
-    mask = read_mask(job.mask, sample=job.key, hint="re-run `clothcurate ingest --overwrite`", num_classes=NUM_CLASSES)
+    mask = read_mask(job.mask, sample=job.key, hint=_LOST_MASK, num_classes=NUM_CLASSES)
     height, width = mask.shape
     image_out = os.path.join(job.out, "images", f"{job.key}.jpg")
     mask_out = os.path.join(job.out, "masks", f"{job.key}.png")
     box = None
-    if job.crop or not job.photo.lower().endswith((".jpg", ".jpeg")):
-        image = cv2.imread(job.photo, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
-        if image is None or image.shape[:2] != (height, width):
-            got = "unreadable" if image is None else f"{image.shape[1]}x{image.shape[0]}"
-            raise BadInputError(f"sample {job.key}: photo {job.photo} is {got} but its mask is {width}x{height}; "
-                                "re-run `clothcurate ingest --overwrite`")
+    if job.crop or not is_plain_jpeg(job.photo):  # a tagged photo is re-encoded without its orientation
+        image = cv2.cvtColor(read_image(job.photo, sample=job.key, hint="restore the photo ingested"),
+                             cv2.COLOR_RGB2BGR)
+        if image.shape[:2] != (height, width):
+            raise BadInputError(f"sample {job.key}: photo {job.photo} is {image.shape[1]}x{image.shape[0]} but its "
+                                f"mask is {width}x{height} (the photo changed after ingest); restore it, or rebuild "
+                                "its source with `clothcurate ingest --overwrite` (this deletes that source's "
+                                "reject/ok tags and predictions)")
         if job.crop:
             box = crop_box(job.bbox, width=width, height=height, margin=CROP_MARGIN)
             image, mask = crop_resize(image, mask, box=box, size=job.size)
         _write(image_out, image, [cv2.IMWRITE_JPEG_QUALITY, job.jpeg_quality])
         _write(mask_out, mask, MASK_PNG_PARAMS)
     else:
-        shutil.copyfile(job.photo, image_out)
-        shutil.copyfile(job.mask, mask_out)
+        _copy(job.photo, image_out)
+        _copy(job.mask, mask_out)
     return {"key": job.key, "orig_size": [width, height], "crop_box": list(box) if box else None,
             "size": [int(mask.shape[1]), int(mask.shape[0])],
             "pixels": np.bincount(mask.ravel(), minlength=NUM_CLASSES).tolist(),
@@ -180,10 +213,7 @@ def _check_options(out: Path, *, folds: int, fmt: str, crop: str | None, size: i
         raise BadInputError(f"--size {size} needs --crop person and a positive size (e.g. --crop person --size 320)")
     if folds < 2:
         raise BadInputError(f"--folds must be at least 2, got {folds}")
-    if out.exists() and not out.is_dir():
-        raise BadInputError(f"{out}: exists and is not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise BadInputError(f"{out}: folder is not empty; pass --overwrite to replace it or choose another --out")
+    check_replaceable(out, EXPORT_FOLDER, overwrite=overwrite)
 
 
 def _select(rows: list[_Row], keep_flagged: bool) -> tuple[list[_Row], dict[str, int]]:
@@ -216,20 +246,6 @@ def _run_jobs(jobs: list[_Job], *, workers: int, progress: bool) -> list[dict]:
         pool.shutdown(wait=True, cancel_futures=True)  # on failure: no job left writing
 
 
-def _publish(tmp: Path, out: Path) -> None:
-    """Rename the finished temporary folder onto ``out`` (replacing an existing one)."""
-    if out.is_dir() and not any(out.iterdir()):
-        out.rmdir()
-    if out.exists():
-        old = out.parent / f".{out.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out)
-
-
 def _sample_index(rows: list[_Row], fold_of: np.ndarray, results: list[dict]) -> list[dict]:
     """The ``samples`` list of ``folds.json``."""
     return [{"key": r.key, "id": r.id, "source": r.source, "source_id": r.source_id, "fold": int(f),
@@ -255,16 +271,17 @@ def export_folds(*, dataset: str, out: Path, folds: int = 5, seed: int = 0, fmt:
 
     Args:
         dataset: FiftyOne dataset name.
-        out: export folder (created; must be empty or missing unless ``overwrite``).
+        out: export folder (created; must be missing, empty, or an earlier export with ``overwrite``:
+            see :mod:`clothcurate.outdir`).
         folds: number of folds k.
         seed: seed of the stratification (same seed and eligible set -> same folds).
         fmt: ``png`` (images/ + masks/), ``coco`` (also coco.json) or ``both`` (same as coco:
             the PNG masks are always written, training reads them).
         crop: ``person`` to crop each photo to its person box plus a margin (see
-            :mod:`clothcurate.curation.crop`), or None for the full photo.
+            :mod:`clothcurate.geometry`), or None for the full photo.
         size: with ``crop``, resize crops to ``size x size`` (mask nearest neighbour).
         keep_flagged: keep ``bg_only``-tagged samples (``reject`` ones are always left out).
-        overwrite: replace a non-empty ``out``.
+        overwrite: replace an earlier export in ``out`` (never a folder this tool did not make).
         progress: show a progress bar.
         workers: writer threads (default: 2, or fewer CPUs).
         jpeg_quality: JPEG quality of re-encoded photos (cropped, or not JPEG to begin with);
@@ -274,55 +291,58 @@ def export_folds(*, dataset: str, out: Path, folds: int = 5, seed: int = 0, fmt:
         The report (``summary()`` prints what was left out and the fold/class table).
 
     Raises:
-        BadInputError: bad option, non-empty ``out`` without ``overwrite``, unknown dataset,
-            too few eligible samples, or a sample whose files are missing or inconsistent.
+        BadInputError: bad option, ``out`` not replaceable or being written by another export, unknown or
+            empty dataset, too few eligible samples, or a sample whose files are missing or inconsistent.
+        OSError: ``out`` cannot be written (read-only, disk full ...) or a photo cannot be read.
     """
     t0 = time.perf_counter()
-    out = Path(out).expanduser().absolute()
+    out = target(out)
     _check_options(out, folds=folds, fmt=fmt, crop=crop, size=size, overwrite=overwrite,
                    jpeg_quality=jpeg_quality)
     ds = load_dataset(dataset)
-    rows, left_out = _select([_Row(*v) for v in zip(*ds.values(_FIELDS))], keep_flagged)
+    if not len(ds) or not ds.has_field("key"):
+        raise BadInputError(f"dataset {dataset!r} has no samples made by clothcurate ingest; run "
+                            f"`clothcurate ingest --ccp DIR --dataset {dataset}` first or pass another --dataset")
+    pixel = pixel_annotated(ds)
+    # a dataset of tag-only samples has no ground_truth field to read
+    values = zip(*pixel.values(_FIELDS)) if ds.has_field("ground_truth") else ()
+    rows, left_out = _select([_Row(*v) for v in values], keep_flagged)
+    left_out["tag_only"] = tag_only(ds).count()
     if len(rows) < folds:
         raise BadInputError(f"dataset {dataset!r} has {len(rows)} eligible samples (left out: {left_out}), "
                             f"too few for {folds} folds; ingest more or untag samples")
     missing = next((r for r in rows if not r.mask_path), None)
     if missing is not None:
-        raise BadInputError(f"sample {missing.key} of {dataset!r} has no ground_truth mask; "
-                            "re-run `clothcurate ingest --overwrite`")
+        raise BadInputError(f"sample {missing.key} of {dataset!r} has no ground_truth mask; {_LOST_MASK}")
     presence = np.array([[c in set(r.classes or ()) for c in TARGET_CLASSES] for r in rows])
     fold_of = assign_folds(presence, k=folds, seed=seed)
 
-    tmp = out.parent / f".{out.name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
     coco = fmt in ("coco", "both")
-    try:
-        (tmp / "images").mkdir(parents=True)
-        (tmp / "masks").mkdir()
-        jobs = [_Job(key=r.key, photo=r.filepath, mask=r.mask_path, out=str(tmp),
-                     bbox=tuple(r.bbox) if r.bbox else None, crop=crop, size=size, coco=coco,
-                     jpeg_quality=jpeg_quality) for r in rows]
-        results = _run_jobs(jobs, workers=workers or min(2, os.cpu_count() or 1), progress=progress)
-        stats = fold_stats(np.array([res["pixels"] for res in results]), fold_of, k=folds, classes=TARGET_CLASSES)
-        samples = _sample_index(rows, fold_of, results)
-        write_json(tmp / "classes.json", {"classes": list(TARGET_CLASSES),
-                                          "mask_targets": {str(i): n for i, n in mask_targets().items()}})
-        write_json(tmp / "folds.json", {"k": folds, "seed": seed, "samples": samples})
-        write_json(tmp / "fold_stats.json", stats)
-        if coco:
-            write_json(tmp / "coco.json", _coco(samples, results, dataset))
-        write_json(tmp / "export.json", {
-            "version": EXPORT_VERSION, "dataset": dataset, "folds": folds, "seed": seed, "crop": crop,
-            "size": size, "format": fmt, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "left_out": left_out, "n_samples": len(samples), "crop_margin": CROP_MARGIN if crop else None})
-        _publish(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with folder_lock(out):  # held until the folds are written back: they match the folder published
+        with replacing(out, EXPORT_FOLDER, overwrite=overwrite, locked=True) as tmp:
+            (tmp / "images").mkdir()
+            (tmp / "masks").mkdir()
+            jobs = [_Job(key=r.key, photo=r.filepath, mask=r.mask_path, out=str(tmp),
+                         bbox=tuple(r.bbox) if r.bbox else None, crop=crop, size=size, coco=coco,
+                         jpeg_quality=jpeg_quality) for r in rows]
+            results = _run_jobs(jobs, workers=workers or min(2, os.cpu_count() or 1), progress=progress)
+            stats = fold_stats(np.array([res["pixels"] for res in results]), fold_of, k=folds,
+                               classes=TARGET_CLASSES)
+            samples = _sample_index(rows, fold_of, results)
+            write_json(tmp / "classes.json", {"classes": list(TARGET_CLASSES),
+                                              "mask_targets": {str(i): n for i, n in mask_targets().items()}})
+            write_json(tmp / "folds.json", {"k": folds, "seed": seed, "samples": samples})
+            write_json(tmp / "fold_stats.json", stats)
+            if coco:
+                write_json(tmp / "coco.json", _coco(samples, results, dataset))
+            write_json(tmp / "export.json", {
+                "version": EXPORT_VERSION, "dataset": dataset, "folds": folds, "seed": seed, "crop": crop,
+                "size": size, "format": fmt, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "left_out": left_out, "n_samples": len(samples), "crop_margin": CROP_MARGIN if crop else None})
 
-    assigned = {r.id: int(f) for r, f in zip(rows, fold_of)}
-    ds.set_values("fold", {sid: assigned.get(sid) for sid in ds.values("id")}, key_field="id")
-    remember_export(dataset, out)
+        assigned = {r.id: int(f) for r, f in zip(rows, fold_of)}
+        ds.set_values("fold", {sid: assigned.get(sid) for sid in ds.values("id")}, key_field="id")
+        remember_export(dataset, out)
     return ExportReport(out=out, dataset=dataset, k=folds, seed=seed, fmt=fmt, crop=crop, size=size,
                         n_exported=len(samples), left_out=left_out, stats=stats,
                         seconds=time.perf_counter() - t0)

@@ -1,16 +1,39 @@
-"""Cheap checks of a photo file: size from the header, truncation from the end marker."""
+"""Cheap checks of a photo file: size, format and orientation from the header, truncation from the
+end marker."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from PIL import Image, UnidentifiedImageError
 
 from clothcurate.errors import BadSampleError
+from clothcurate.images import ORIENTATION_TAG
+
+__all__ = ["PhotoInfo", "probe_photo"]
 
 
-def probe_photo(path: str, source_id: str) -> tuple[int, int]:
-    """Width and height of a photo without decoding its pixels.
+@dataclass(frozen=True)
+class PhotoInfo:
+    """What a photo's header says.
+
+    Attributes:
+        width, height: the stored pixel size (an EXIF orientation is not applied).
+        mime_type: from the decoded format (``image/jpeg``, ``image/png`` ...), not the file name.
+        num_channels: bands of the stored image (1 grey, 3 RGB/YCbCr, 4 RGBA/CMYK).
+        orientation: the EXIF orientation tag, 1 when absent.
+    """
+
+    width: int
+    height: int
+    mime_type: str
+    num_channels: int
+    orientation: int = 1
+
+
+def probe_photo(path: str, source_id: str) -> PhotoInfo:
+    """Size, format and orientation of a photo without decoding its pixels.
 
     A JPEG must end with its end-of-image marker (``FF D9``, trailing padding allowed): a
     truncated download fails here instead of in training.
@@ -22,9 +45,12 @@ def probe_photo(path: str, source_id: str) -> tuple[int, int]:
         with Image.open(path) as im:
             width, height = im.size
             fmt = im.format
+            mime = im.get_format_mimetype() or Image.MIME.get(fmt or "", "application/octet-stream")
+            channels = len(im.getbands())
+            orientation = im.getexif().get(ORIENTATION_TAG, 1)
     except FileNotFoundError:
         raise BadSampleError(source_id, "photo missing", path) from None
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, OSError, ValueError) as e:
         raise BadSampleError(source_id, f"photo is not a readable image ({e})", path) from e
     if fmt == "JPEG":
         with open(path, "rb") as f:
@@ -32,4 +58,4 @@ def probe_photo(path: str, source_id: str) -> tuple[int, int]:
             tail = f.read().rstrip(b"\x00\r\n ")
         if not tail.endswith(b"\xff\xd9"):
             raise BadSampleError(source_id, "truncated JPEG (no end-of-image marker)", path)
-    return width, height
+    return PhotoInfo(width, height, mime, channels, orientation if isinstance(orientation, int) else 1)

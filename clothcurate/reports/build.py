@@ -6,12 +6,14 @@ Reads run folders (and the export each was trained on), writes into ``out``:
 * ``fig6_class_iou.png``, ``fig7_confusion_<run>.png``, ``fig9_samples_<run>.png``,
   ``fig4_class_frequency_<export>.png``;
 * ``report.md`` (links the PNGs beside it) and ``report.html`` (self-contained: the PNGs are
-  embedded, so the one file opens offline).
+  embedded, so the one file opens offline);
+* ``report.json`` - the runs and files of the report; it marks the folder as a report.
 
-Everything is read before the first file is written (bad input changes nothing), and every file
-is written to a temporary name and renamed, so a failed run never leaves a half-written file;
-re-running overwrites the same files. Photos missing from a run's export only leave its Fig. 9
-out, with a note.
+Everything is read before the first file is written (bad input changes nothing). The report is
+written into a hidden sibling folder that replaces ``out`` when complete
+(:mod:`clothcurate.outdir`): ``out`` must be missing, empty or an earlier report, a failed run
+leaves the earlier report as it was, and re-running replaces it whole. Photos missing from a
+run's export only leave its Fig. 9 out, with a note.
 
 Example::
 
@@ -28,8 +30,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from clothcurate.atomic import write_bytes
+from clothcurate.atomic import write_bytes, write_json
 from clothcurate.errors import BadInputError
+from clothcurate.outdir import FolderKind, check_replaceable, replacing, target
 from clothcurate.reports import figures
 from clothcurate.reports.html import render_html
 from clothcurate.reports.markdown import render_markdown
@@ -46,7 +49,11 @@ from clothcurate.reports.tables import (
     write_csv,
 )
 
-__all__ = ["ExportSection", "ReportData", "ReportResult", "build_report"]
+__all__ = ["REPORT_FOLDER", "ExportSection", "ReportData", "ReportResult", "build_report"]
+
+#: a report folder is recognised (and replaced by a re-run) by its report.json
+REPORT_FOLDER = FolderKind(what="report folder", marker="report.json", keys=("report", "runs", "files"))
+REPORT_VERSION = 1
 
 
 @dataclass
@@ -197,7 +204,8 @@ def build_report(runs: list[Path], out: Path, *, dataset: str | None = None, sam
 
     Args:
         runs: run folders (``train-eval --out``); several are shown side by side.
-        out: the report folder (created; files of an earlier report are overwritten).
+        out: the report folder (created; must be missing, empty or an earlier report, which is
+            replaced whole).
         dataset: a FiftyOne dataset for the curation summary (samples, tags) and for the
             photos of Fig. 9 in the full photo frame; default: the run's export folder.
         samples: best and worst samples per run in Fig. 9.
@@ -206,14 +214,16 @@ def build_report(runs: list[Path], out: Path, *, dataset: str | None = None, sam
         The files written and notes on what could not be shown.
 
     Raises:
-        BadInputError: no run given, or a run folder missing or half-written (names the file).
+        BadInputError: no run given, a run folder missing or half-written (names the file), or
+            ``out`` a non-empty folder that is not a report (or being written by another report).
+        OSError: ``out`` cannot be written (read-only, disk full ...).
     """
     if not runs:
         raise BadInputError("no run folder given; pass --runs RUN_DIR (repeatable)")
+    out = target(out)
+    check_replaceable(out, REPORT_FOLDER, overwrite=True)
     loaded = [load_run(Path(p), label=label) for p, label in zip(runs, _unique_labels([Path(p) for p in runs]))]
     dataset_summary = _dataset_summary(dataset) if dataset else None   # a wrong name fails before any write
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     paper = load_paper()
     notes = [n for r in loaded for n in r.notes]
 
@@ -222,30 +232,36 @@ def build_report(runs: list[Path], out: Path, *, dataset: str | None = None, sam
     views = {run.label: _views(run, samples=samples, dataset=dataset, notes=notes) for run in loaded}
     exports = _export_stats(loaded)
 
-    write_csv(t2, TABLE_II_COLUMNS, out / "table2.csv")
-    write_csv(t3, TABLE_III_COLUMNS, out / "table3.csv")
-    iou_fig = out / "fig6_class_iou.png"
-    figures.iou_bars(loaded, paper, iou_fig)
-    confusion, grids = {}, {}
-    for run in loaded:
-        slug = _slug(run.label)
-        confusion[run.label] = out / f"fig7_confusion_{slug}.png"
-        figures.confusion_heatmap(run, confusion[run.label])
-        n_best, its_views = views[run.label]
-        if its_views:
-            grids[run.label] = out / f"fig9_samples_{slug}.png"
-            figures.sample_grid(its_views[:n_best], its_views[n_best:], grids[run.label],
-                                title=f"{run.title}: out-of-fold predictions, "
-                                      "highest and lowest IoU (cf. paper Fig. 9)")
-    data = ReportData(out=out, created=datetime.now(timezone.utc).isoformat(timespec="seconds"), paper=paper,
-                      runs=loaded, table2=t2, table3=t3, iou_figure=iou_fig, confusion_figures=confusion,
-                      sample_figures=grids, exports=_write_exports(exports, out), dataset=dataset,
-                      dataset_summary=dataset_summary, notes=notes)
+    with replacing(out, REPORT_FOLDER, overwrite=True) as tmp:
+        write_csv(t2, TABLE_II_COLUMNS, tmp / "table2.csv")
+        write_csv(t3, TABLE_III_COLUMNS, tmp / "table3.csv")
+        iou_fig = tmp / "fig6_class_iou.png"
+        figures.iou_bars(loaded, paper, iou_fig)
+        confusion, grids = {}, {}
+        for run in loaded:
+            slug = _slug(run.label)
+            confusion[run.label] = tmp / f"fig7_confusion_{slug}.png"
+            figures.confusion_heatmap(run, confusion[run.label])
+            n_best, its_views = views[run.label]
+            if its_views:
+                grids[run.label] = tmp / f"fig9_samples_{slug}.png"
+                figures.sample_grid(its_views[:n_best], its_views[n_best:], grids[run.label],
+                                    title=f"{run.title}: out-of-fold predictions, "
+                                          "highest and lowest IoU (cf. paper Fig. 9)")
+        data = ReportData(out=out, created=datetime.now(timezone.utc).isoformat(timespec="seconds"), paper=paper,
+                          runs=loaded, table2=t2, table3=t3, iou_figure=iou_fig, confusion_figures=confusion,
+                          sample_figures=grids, exports=_write_exports(exports, tmp), dataset=dataset,
+                          dataset_summary=dataset_summary, notes=notes)
 
-    md, html = out / "report.md", out / "report.html"
-    write_bytes(md, render_markdown(data).encode("utf-8"))
-    write_bytes(html, render_html(data).encode("utf-8"))
-    files = [html, md, out / "table2.csv", out / "table3.csv",
-             *(e.table for e in data.exports),
-             iou_fig, *confusion.values(), *grids.values(), *(e.figure for e in data.exports)]
-    return ReportResult(out=out, files=files, notes=notes)
+        md, html = tmp / "report.md", tmp / "report.html"
+        write_bytes(md, render_markdown(data).encode("utf-8"))
+        write_bytes(html, render_html(data).encode("utf-8"))
+        files = [html, md, tmp / "table2.csv", tmp / "table3.csv",
+                 *(e.table for e in data.exports),
+                 iou_fig, *confusion.values(), *grids.values(), *(e.figure for e in data.exports),
+                 tmp / "report.json"]
+        write_json(tmp / "report.json", {
+            "report": "clothcurate report", "version": REPORT_VERSION, "created": data.created,
+            "runs": [str(run.path.resolve()) for run in loaded], "dataset": dataset,
+            "files": [p.name for p in files], "notes": notes})
+    return ReportResult(out=out, files=[out / p.name for p in files], notes=notes)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from clothcurate.errors import BadInputError
+from clothcurate.folders.run import RunFolder
 from clothcurate.labelmaps import TARGET_CLASSES
 
 __all__ = ["Run", "SampleScore", "load_run"]
@@ -52,6 +53,7 @@ class Run:
         metrics: ``metrics.json``.
         per_sample: rows of ``per_sample.csv``.
         export_dir: the export folder the run was trained on, when it is still reachable.
+        folder: the run folder's paths (:class:`~clothcurate.folders.RunFolder`).
         notes: things the report could not show for this run, one line each.
     """
 
@@ -61,20 +63,18 @@ class Run:
     metrics: dict[str, Any]
     per_sample: list[SampleScore]
     export_dir: Path | None
+    folder: RunFolder
     notes: list[str] = field(default_factory=list)
 
     @property
     def options(self) -> dict[str, Any]:
         """The train-eval options (``config.json`` ``options``; else its top-level plain values)."""
-        opts = self.config.get("options")
-        if isinstance(opts, dict):
-            return opts
-        return {k: v for k, v in self.config.items() if not isinstance(v, (dict, list))}
+        return self.folder.options
 
     @property
     def recorded_export(self) -> str:
         """The export folder as ``config.json`` records it (it may not exist on this machine)."""
-        return str(_recorded_export(self.config) or "?")
+        return self.folder.recorded_export or "?"
 
     @property
     def arch(self) -> str:
@@ -137,7 +137,7 @@ class Run:
         """Training time: the epoch seconds of every fold's ``history.csv`` summed (a run trained
         in several sittings or on another machine counts only its training); else the seconds
         from the run's start to its end, when ``config.json`` records both."""
-        seconds = [float(row["seconds"]) for path in sorted(self.path.glob("folds/*/history.csv"))
+        seconds = [float(row["seconds"]) for path in sorted(self.folder.folds_dir.glob("*/history.csv"))
                    for row in _csv_rows(path) if row.get("seconds")]
         if seconds:
             return sum(seconds)
@@ -151,7 +151,7 @@ class Run:
 
     def prediction_path(self, key: str) -> Path:
         """The out-of-fold prediction PNG of a sample (full photo frame, 15-class)."""
-        return self.path / "predictions" / f"{key}.png"
+        return self.folder.prediction_path(key)
 
 
 _START_KEYS = ("start", "started", "start_time", "started_at")
@@ -221,8 +221,8 @@ def _read_per_sample(path: Path) -> list[SampleScore]:
     return rows
 
 
-def _check_predictions(run_dir: Path, rows: list[SampleScore]) -> None:
-    pred_dir = run_dir / "predictions"
+def _check_predictions(folder: RunFolder, rows: list[SampleScore]) -> None:
+    pred_dir = folder.predictions_dir
     if not pred_dir.is_dir():
         raise BadInputError(f"{pred_dir}: missing (out-of-fold predictions); the run is incomplete: {_RERUN}")
     have = {p.stem for p in pred_dir.glob("*.png")}
@@ -230,24 +230,6 @@ def _check_predictions(run_dir: Path, rows: list[SampleScore]) -> None:
     if missing:
         shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
         raise BadInputError(f"{pred_dir}: {len(missing)} of {len(rows)} predictions missing ({shown}); {_RERUN}")
-
-
-def _recorded_export(config: dict[str, Any]) -> str | None:
-    """The export folder as config.json records it (``export_dir``, else the ``data_dir`` option)."""
-    options = config.get("options") if isinstance(config.get("options"), dict) else {}
-    return config.get("export_dir") or options.get("data_dir") or config.get("data_dir")
-
-
-def _export_dir(config: dict[str, Any], run_dir: Path) -> Path | None:
-    """The export folder recorded in config.json, if it still exists here."""
-    data_dir = _recorded_export(config)
-    if not data_dir:
-        return None
-    p = Path(str(data_dir)).expanduser()
-    for candidate in (p, run_dir / p) if not p.is_absolute() else (p,):
-        if (candidate / "folds.json").is_file():
-            return candidate.resolve()
-    return None
 
 
 def load_run(run_dir: Path, *, label: str | None = None) -> Run:
@@ -264,19 +246,17 @@ def load_run(run_dir: Path, *, label: str | None = None) -> Run:
         BadInputError: the folder, ``config.json``, ``metrics.json`` (or its folds/summary),
             ``per_sample.csv`` or any prediction it lists is missing or unreadable.
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise BadInputError(f"{run_dir}: no such run folder; pass the --out folder of a finished train-eval")
-    metrics_path = run_dir / "metrics.json"
-    metrics = _read_json(metrics_path, "written when every fold is evaluated")
-    _check_metrics(metrics, metrics_path)
-    config = _read_json(run_dir / "config.json", "the run's options and machine")
-    rows = _read_per_sample(run_dir / "per_sample.csv")
-    _check_predictions(run_dir, rows)
-    export_dir = _export_dir(config, run_dir)
+    folder = RunFolder.open(run_dir, hint="pass the --out folder of a finished train-eval run")
+    run_dir = folder.root
+    config = folder.config
+    metrics = _read_json(folder.metrics_path, "written when every fold is evaluated")
+    _check_metrics(metrics, folder.metrics_path)
+    rows = _read_per_sample(folder.per_sample_path)
+    _check_predictions(folder, rows)
+    export_dir = folder.export_dir
     run = Run(path=run_dir, label=label or run_dir.resolve().name, config=config, metrics=metrics,
-              per_sample=rows, export_dir=export_dir)
+              per_sample=rows, export_dir=export_dir, folder=folder)
     if export_dir is None:
-        run.notes.append(f"{run.label}: export folder {_recorded_export(config)!r} (config.json) "
+        run.notes.append(f"{run.label}: export folder {folder.recorded_export!r} (config.json) "
                          "not found here; photos and class statistics come from --dataset or are left out")
     return run

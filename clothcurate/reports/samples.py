@@ -19,7 +19,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,8 @@ import cv2
 import numpy as np
 
 from clothcurate.errors import BadInputError
+from clothcurate.folders.export import read_export
+from clothcurate.images import read_image
 from clothcurate.masks import read_mask
 from clothcurate.reports.runs import Run, SampleScore
 
@@ -74,10 +75,10 @@ def _read_mask(path: Path, key: str, what: str) -> np.ndarray:
 
 
 def _read_photo(path: Path) -> np.ndarray:
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if img is None:
-        raise BadInputError(f"{path}: missing or unreadable photo")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+    try:  # stored pixels, as the masks (an EXIF orientation would turn the photo against its mask)
+        return read_image(path)
+    except BadInputError:
+        raise BadInputError(f"{path}: missing or unreadable photo") from None
 
 
 def _to_frame(pred: np.ndarray, *, crop_box: list[int] | None, shape: tuple[int, int]) -> np.ndarray:
@@ -91,17 +92,17 @@ def _to_frame(pred: np.ndarray, *, crop_box: list[int] | None, shape: tuple[int,
 
 
 def _from_export(run: Run, rows: list[SampleScore]) -> list[SampleView]:
-    entries = {s["key"]: s for s in json.loads((run.export_dir / "folds.json").read_text())["samples"]}
+    export = read_export(run.export_dir, complete=False, hint="re-run export-folds")
     views = []
     for r in rows:
-        entry = entries.get(r.key)
+        entry = export.get(r.key)
         if entry is None:
-            raise BadInputError(f"{run.export_dir / 'folds.json'}: no sample {r.key} of {run.path / 'per_sample.csv'}; "
+            raise BadInputError(f"{export.folds_path}: no sample {r.key} of {run.folder.per_sample_path}; "
                                 "the run was trained on another export (fix export_dir in config.json)")
-        gt = _read_mask(run.export_dir / entry["mask"], r.key, "export mask")
+        gt = _read_mask(entry.mask, r.key, "export mask")
         pred = _read_mask(run.prediction_path(r.key), r.key, "out-of-fold prediction")
-        views.append(SampleView(r.key, r.iou, _read_photo(run.export_dir / entry["image"]), gt,
-                                _to_frame(pred, crop_box=entry.get("crop_box"), shape=gt.shape)))
+        views.append(SampleView(r.key, r.iou, _read_photo(entry.image), gt,
+                                _to_frame(pred, crop_box=entry.crop_box, shape=gt.shape)))
     return views
 
 

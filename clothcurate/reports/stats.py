@@ -15,14 +15,13 @@ Example::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from clothcurate.errors import BadInputError
+from clothcurate.folders.export import read_export
 from clothcurate.labelmaps import NUM_CLASSES
 from clothcurate.masks import read_mask
 
@@ -86,26 +85,15 @@ def export_stats(export_dir: Path) -> ExportStats:
         BadInputError: ``folds.json``, ``export.json`` or a mask it lists is missing, unreadable or
             (a mask) holds a class id outside the 15 classes.
     """
-    folds_path = export_dir / "folds.json"
-    try:
-        folds = json.loads(folds_path.read_text())
-        samples = folds["samples"]
-    except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
-        raise BadInputError(f"{folds_path}: unreadable or without 'samples' ({e}); re-run export-folds") from e
-    meta_path = export_dir / "export.json"
-    try:
-        meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    except (OSError, json.JSONDecodeError) as e:
-        raise BadInputError(f"{meta_path}: unreadable ({e}); re-run export-folds") from e
-    k = int(folds.get("k") or (max(s["fold"] for s in samples) + 1 if samples else 0))
+    export = read_export(export_dir, complete=False, hint="re-run export-folds")
+    meta, samples, k = export.meta, export.samples, export.k
     sizes = np.zeros(k, dtype=np.int64)
     images = np.zeros((k, NUM_CLASSES), dtype=np.int64)
     pixels = np.zeros((k, NUM_CLASSES), dtype=np.int64)
     for s in samples:
-        path = export_dir / s["mask"]
-        mask = read_mask(path, sample=s["key"], hint="re-run export-folds", num_classes=NUM_CLASSES)
+        mask = read_mask(s.mask, sample=s.key, hint="re-run export-folds", num_classes=NUM_CLASSES)
         counts = np.bincount(mask.ravel(), minlength=NUM_CLASSES)[:NUM_CLASSES]
-        f = int(s["fold"])
+        f = s.fold
         sizes[f] += 1
         pixels[f] += counts
         images[f] += counts > 0

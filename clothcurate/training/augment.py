@@ -1,7 +1,11 @@
-"""The paper's online augmentation (Sec. IV-B) with albumentations.
+"""The online augmentation with albumentations: the paper's (Sec. IV-B) or a scale-jitter variant.
 
-Training: horizontal flip, rotation (+-15 degrees, background fill), random crop resized back to
-``S x S`` (RandomResizedCrop, 60-100 % of the area), Gaussian noise, brightness and contrast.
+Policy ``paper`` (the default): horizontal flip, rotation (+-15 degrees, background fill), random
+crop resized back to ``S x S`` (RandomResizedCrop, 60-100 % of the area), Gaussian noise,
+brightness and contrast. Policy ``scale``: horizontal flip, one affine step scaling the person by
++-25 % (zoom out as well as in, so the model also sees smaller people), rotating +-15 degrees and
+shifting up to 10 %, then the same noise and photometric steps. A flip keeps every label: the 15
+classes have no left/right pairs.
 Masks follow every geometric step with nearest-neighbour interpolation, so only the original
 class ids appear; pixels rotated in from outside become background (0). Validation and test get
 no augmentation. Both end by converting to tensors that stay uint8 (image (3, S, S), mask (S, S)):
@@ -21,7 +25,10 @@ import albumentations as A
 import cv2
 from albumentations.pytorch import ToTensorV2
 
-__all__ = ["build_transform"]
+from clothcurate.errors import BadInputError
+from clothcurate.training.config import AUGMENTATIONS
+
+__all__ = ["build_transform", "AUGMENTATIONS"]
 
 
 def _paper_augmentation(size: int) -> list[A.BasicTransform]:
@@ -37,18 +44,33 @@ def _paper_augmentation(size: int) -> list[A.BasicTransform]:
     ]
 
 
-def build_transform(*, size: int, train: bool) -> A.Compose:
+def _scale_augmentation() -> list[A.BasicTransform]:
+    """Flip, then scale +-25 % / rotation +-15 degrees / shift +-10 % in one affine step."""
+    return [
+        A.HorizontalFlip(p=0.5),
+        A.Affine(scale=(0.75, 1.25), rotate=(-15, 15), translate_percent=(-0.1, 0.1),
+                 interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST,
+                 border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0, p=0.8),
+        A.GaussNoise(std_range=(0.02, 0.08), p=0.3),
+        A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
+    ]
+
+
+def build_transform(*, size: int, train: bool, policy: str = "paper") -> A.Compose:
     """The transform of one split.
 
     Args:
         size: side S of the (square) input the transform receives and returns.
         train: add the online augmentation (training split only).
+        policy: a name of :data:`AUGMENTATIONS` (training split only).
 
     Returns:
         A callable ``tf(image=(S, S, 3) uint8, mask=(S, S) uint8) -> {"image": (3, S, S) uint8
         tensor, "mask": (S, S) uint8 tensor}`` (normalise on the device with
         :class:`clothcurate.training.models.InputNormalizer`).
     """
-    steps = _paper_augmentation(size) if train else []
+    if policy not in AUGMENTATIONS:
+        raise BadInputError(f"--augment {policy!r}: use one of {', '.join(AUGMENTATIONS)}")
+    steps = ([] if not train else _paper_augmentation(size) if policy == "paper" else _scale_augmentation())
     steps.append(ToTensorV2())
     return A.Compose(steps)

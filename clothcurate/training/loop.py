@@ -2,17 +2,23 @@
 
 Shapes: N images in a batch, K classes, S = side of the square input.
 
-Training: Adam (lr 1e-3), ReduceLROnPlateau (factor 0.1) on the validation loss, up to ``epochs``
-epochs, early stop after ``patience`` epochs without a better monitored value; the checkpoint
-with the best one is kept (``best.pt``). The monitor is the validation loss by default, or the
-validation mIoU (``monitor="val_miou"``: the paper stops "when the accuracy stagnates"; on our
-GPU runs the loss bottomed out several epochs before the mIoU, docs/results.md). The plateau scheduler waits
-``max(1, patience // 2)`` epochs (the paper does not say; half the early-stop patience lets the
-lower learning rate act before training stops). ``last.pt`` is written after every epoch
-(model, optimizer, scheduler, scaler, epoch, history, best, every rank's RNG states), so a
-crashed or interrupted fold resumes where it stopped. On CUDA: mixed precision (bf16 where
-supported, else fp16 with a GradScaler), channels-last, pinned memory and non-blocking copies,
-``cudnn.benchmark``; loader workers persist across epochs.
+Training (:func:`fit_fold`): Adam, up to ``epochs`` epochs; what happens around the epochs is a
+list of small callbacks (:mod:`clothcurate.training.callbacks`) chosen by the options:
+
+* schedule ``plateau`` (the paper's recipe): ReduceLROnPlateau (x0.1) on the validation loss,
+  waiting ``max(1, patience // 2)`` epochs (the paper does not say; half the early-stop patience
+  lets the lower learning rate act before training stops), and early stop after ``patience``
+  epochs without a better monitored value;
+* schedule ``cosine``: exactly ``epochs`` epochs, linear warm-up over ``warmup_epochs`` then
+  cosine decay, stepped per batch; no early stop (81 validation images are too few to stop on);
+* the kept checkpoint ``best.pt`` follows the monitor: the validation loss by default, or the
+  validation mIoU (``monitor="val_miou"``: the paper stops "when the accuracy stagnates");
+* ``last.pt`` after every epoch (model, optimizer, scheduler, scaler, epoch, history, best, every
+  rank's RNG states), so a crashed or interrupted fold resumes where it stopped.
+
+Both checkpoints describe their model (architecture, encoder, classes, input size, mean/std).
+On CUDA: mixed precision (bf16 where supported, else fp16 with a GradScaler), channels-last,
+pinned memory and non-blocking copies, ``cudnn.benchmark``; loader workers persist across epochs.
 
 Prediction: softmax -> raw argmax and the paper's opening post-processing; both confusion
 matrices accumulate on the device; per-sample IoU and pixel accuracy (opened prediction, in
@@ -23,7 +29,6 @@ are written by background threads while the next batch runs.
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 import random
@@ -42,9 +47,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from tqdm.auto import tqdm
 
-from clothcurate.atomic import atomic_path, write_bytes
-from clothcurate.curation.crop import paste_back
+from clothcurate.atomic import write_bytes
 from clothcurate.errors import BadInputError
+from clothcurate.geometry import paste_back
+from clothcurate.inference.segmenter import Segmenter
 from clothcurate.masks import write_mask_png
 from clothcurate.training.data import ExportSample
 from clothcurate.training.distributed import DistContext
@@ -53,16 +59,25 @@ from clothcurate.training.metrics import (
     per_sample_scores,
     scores_from_confusion,
 )
+from clothcurate.training.callbacks import (
+    HISTORY_COLUMNS,
+    BestCheckpoint,
+    Callback,
+    EarlyStopping,
+    Fit,
+    FitState,
+    LastCheckpoint,
+    PlateauSchedule,
+    ProgressLog,
+    WarmupCosineSchedule,
+    resume,
+)
+from clothcurate.training.config import LOSSES, MONITORS, SCHEDULES
 from clothcurate.training.models import InputNormalizer
-from clothcurate.training.postprocess import open_predictions
 
-__all__ = ["LOSSES", "MONITORS", "HISTORY_COLUMNS", "build_loss", "make_loader", "make_scaler", "to_device", "evaluate", "TrainStep",
+__all__ = ["LOSSES", "MONITORS", "SCHEDULES", "HISTORY_COLUMNS", "build_loss", "class_weights", "make_loader", "make_scaler", "to_device", "evaluate", "TrainStep",
            "fit_fold", "FitResult", "predict_fold", "FoldPrediction"]
 
-LOSSES = ("ce", "dice", "focal", "ce+dice")
-#: what early stopping and the kept checkpoint follow (the LR plateau always follows the loss)
-MONITORS = ("val_loss", "val_miou")
-HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_miou", "lr", "seconds")
 CONFIDENCE_STRIDE = 4  # confidence maps are stored at S / 4
 
 
@@ -80,27 +95,54 @@ class _SumLoss(nn.Module):
         return sum(part(logits, target) for part in self.parts)
 
 
-def build_loss(name: str) -> nn.Module:
+def class_weights(masks: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Cross-entropy class weights from the training masks' pixel shares: ``w_c = f_c ** -0.5``
+    (milder than inverse frequency, which gives a class of 0.1 % of the pixels 1000x the weight of
+    background), normalised so that the pixel-weighted mean weight is 1 (the loss keeps its scale);
+    a class absent from the masks gets the largest weight.
+
+    Args:
+        masks: (N, S, S) uint8 class ids.
+        num_classes: K.
+
+    Returns:
+        (K,) float32 weights.
+    """
+    counts = torch.bincount(masks.reshape(-1).long(), minlength=num_classes)[:num_classes].double()
+    share = counts / counts.sum().clamp_min(1)
+    w = torch.where(share > 0, share.clamp_min(1e-12).rsqrt(), torch.zeros_like(share))
+    w = w / (share * w).sum().clamp_min(1e-12)
+    return torch.where(share > 0, w, w.max()).float()
+
+
+def build_loss(name: str, *, weights: torch.Tensor | None = None) -> nn.Module:
     """The training loss.
 
     Args:
-        name: ``ce`` (cross-entropy, the default), ``dice``, ``focal`` (smp, multiclass) or
-            ``ce+dice`` (their sum).
+        name: ``ce`` (cross-entropy, the default), ``dice``, ``focal`` (smp, multiclass),
+            ``ce+dice`` or ``ce+lovasz`` (their sums; Lovasz-softmax, smp) or ``wce``
+            (class-weighted cross-entropy, weights from :func:`class_weights`).
+        weights: (K,) class weights, required by ``wce``.
 
     Returns:
         A module ``loss(logits (N, K, S, S) float, target (N, S, S) int64) -> scalar``.
 
     Raises:
-        BadInputError: an unknown name.
+        BadInputError: an unknown name, or ``wce`` without weights.
     """
+    multiclass = smp.losses.MULTICLASS_MODE
     makers: dict[str, Callable[[], nn.Module]] = {
         "ce": nn.CrossEntropyLoss,
-        "dice": lambda: smp.losses.DiceLoss(smp.losses.MULTICLASS_MODE),
-        "focal": lambda: smp.losses.FocalLoss(smp.losses.MULTICLASS_MODE),
-        "ce+dice": lambda: _SumLoss(nn.CrossEntropyLoss(), smp.losses.DiceLoss(smp.losses.MULTICLASS_MODE)),
+        "dice": lambda: smp.losses.DiceLoss(multiclass),
+        "focal": lambda: smp.losses.FocalLoss(multiclass),
+        "ce+dice": lambda: _SumLoss(nn.CrossEntropyLoss(), smp.losses.DiceLoss(multiclass)),
+        "ce+lovasz": lambda: _SumLoss(nn.CrossEntropyLoss(), smp.losses.LovaszLoss(multiclass)),
+        "wce": lambda: nn.CrossEntropyLoss(weight=weights),
     }
     if name not in makers:
         raise BadInputError(f"--loss {name!r}: unknown loss; use one of {', '.join(LOSSES)}")
+    if name == "wce" and weights is None:
+        raise BadInputError("--loss wce needs class weights (computed from the training masks by train-eval)")
     return makers[name]()
 
 
@@ -175,33 +217,6 @@ def make_loader(dataset: Dataset, *, batch_size: int, train: bool, workers: int,
         drop_last=train and per_rank >= batch_size, num_workers=workers,
         pin_memory=ctx.device.type == "cuda", persistent_workers=workers > 0,
         prefetch_factor=4 if workers > 0 else None, worker_init_fn=_seed_worker if workers > 0 else None)
-
-
-def _rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-
-
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
-    random.setstate(state["python"])
-    if state.get("cuda") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def _atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file, then rename (never a half-written checkpoint)."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
-
-
-def _write_history(path: Path, history: Sequence[dict[str, float]]) -> None:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    write_bytes(path, buf.getvalue().encode())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,33 +310,17 @@ class TrainStep:
         return loss.detach()
 
 
-def _monitor_score(monitor: str, val_loss: float, val_miou: float | None) -> float:
-    """The monitored value as a score where higher is better; a missing or NaN value never leads."""
-    score = -val_loss if monitor == "val_loss" else val_miou
-    return -float("inf") if score is None or score != score else float(score)
-
-
-def _adopt_newer_best(state: dict[str, Any], best_path: Path, monitor: str) -> None:
-    """After a crash between writing ``best.pt`` (epoch e) and ``last.pt`` (still e - 1), the
-    resumed fold re-runs epoch e against the checkpoint on disk: its score becomes the best so
-    far, so ``best.pt`` and the recorded best epoch never disagree."""
-    if not best_path.exists():
-        return
-    best = torch.load(best_path, map_location="cpu", weights_only=False)
-    if best["epoch"] <= state["epoch"]:
-        return
-    state.update(best_score=_monitor_score(monitor, best["val_loss"], best.get("val_miou")), best_val_loss=best["val_loss"],
-                 best_epoch=best["epoch"], bad_epochs=0)
-
-
-def _train_epoch(step: TrainStep, loader: DataLoader, *, ctx: DistContext, bar: tqdm) -> float:
+def _train_epoch(step: TrainStep, loader: DataLoader, *, fit: Fit, callbacks: Sequence[Callback], bar: tqdm) -> float:
     """One pass over the training loader; returns the mean loss over ranks."""
     step.model.train()
+    ctx = fit.ctx
     total = torch.zeros((), dtype=torch.float64, device=ctx.device)
     steps = 0
     for i, (images, masks, _) in enumerate(loader):
         total += step(images, masks).double()
         steps += 1
+        for cb in callbacks:
+            cb.on_train_batch_end(fit)
         bar.update(1)
         if i % 20 == 0 and not bar.disable:  # an occasional host sync only for the display
             bar.set_postfix(loss=f"{total.item() / steps:.4f}")
@@ -329,10 +328,18 @@ def _train_epoch(step: TrainStep, loader: DataLoader, *, ctx: DistContext, bar: 
     return loss_sum / max(n, 1.0)
 
 
+def _seed(seed: int, rank: int) -> None:
+    value = seed * 1009 + rank
+    torch.manual_seed(value)
+    np.random.seed(value % 2**32)
+    random.seed(value)
+
+
 def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir: Path, epochs: int,
              patience: int, lr: float, loss: str, batch_size: int, workers: int, ctx: DistContext,
              num_classes: int, normalizer: InputNormalizer, monitor: str = "val_loss", seed: int = 0,
-             progress: bool = True) -> FitResult:
+             schedule: str = "plateau", warmup_epochs: int = 0, loss_weights: torch.Tensor | None = None,
+             spec: dict[str, Any] | None = None, progress: bool = True) -> FitResult:
     """Train one fold, resuming from ``fold_dir/last.pt`` when it exists.
 
     Args:
@@ -341,10 +348,11 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
         train_set: training images (augmented), items ``(image, mask, position)``.
         val_set: validation images (not augmented); this rank's shard under DDP.
         fold_dir: ``RUN_DIR/folds/<k>``; gets ``best.pt``, ``last.pt``, ``history.csv``.
-        epochs: maximum number of epochs (a resumed fold counts the epochs already run).
-        patience: early stop after this many epochs without a better ``monitor``.
-        lr: Adam's learning rate.
-        loss: ``ce``, ``dice``, ``focal`` or ``ce+dice``.
+        epochs: maximum (``plateau``) or exact (``cosine``) number of epochs (a resumed fold
+            counts the epochs already run).
+        patience: early stop after this many epochs without a better ``monitor`` (``plateau``).
+        lr: Adam's (peak) learning rate.
+        loss: a name of :data:`LOSSES`.
         batch_size: images per step per process.
         workers: loader processes per process.
         ctx: the distributed context; only rank 0 writes files.
@@ -353,101 +361,80 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
         monitor: ``val_loss`` (lower is better) or ``val_miou`` (higher is better) for early
             stopping and ``best.pt``.
         seed: seed of the shuffling and augmentation (offset by rank).
+        schedule: ``plateau`` or ``cosine`` (module docstring).
+        warmup_epochs: linear warm-up of the ``cosine`` schedule.
+        loss_weights: (K,) class weights of the ``wce`` loss (:func:`class_weights`).
+        spec: the model description both checkpoints carry (``ModelSpec.to_dict()``).
         progress: tqdm bars (rank 0 only).
 
     Returns:
         The fit's outcome.
 
     Raises:
-        BadInputError: ``epochs`` or ``patience`` below 1, or an unknown ``monitor``.
+        BadInputError: ``epochs`` or ``patience`` below 1, or an unknown ``monitor`` or ``schedule``.
     """
     if epochs < 1 or patience < 1:
         raise BadInputError(f"--epochs ({epochs}) and --patience ({patience}) must be at least 1")
     if monitor not in MONITORS:
         raise BadInputError(f"--monitor {monitor!r}: use one of {', '.join(MONITORS)}")
+    if schedule not in SCHEDULES:
+        raise BadInputError(f"--schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")
     fold_dir.mkdir(parents=True, exist_ok=True)
     device = ctx.device
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
-    criterion = build_loss(loss)
+    criterion = build_loss(loss, weights=None if loss_weights is None else loss_weights.to(device))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="min", factor=0.1,
-                                                           patience=max(1, patience // 2))
-    scaler = make_scaler(device)
-    state = {"epoch": 0, "history": [], "best_val_loss": float("inf"), "best_score": -float("inf"),
-             "best_epoch": 0, "bad_epochs": 0,
-             "stopped": False}
-    last = fold_dir / "last.pt"
-    torch.manual_seed(seed * 1009 + ctx.rank)
-    np.random.seed((seed * 1009 + ctx.rank) % 2**32)
-    random.seed(seed * 1009 + ctx.rank)
-    if last.exists():
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        if scaler.is_enabled() and ckpt["scaler"]:  # empty when written where no scaler ran (CPU, bf16)
-            scaler.load_state_dict(ckpt["scaler"])
-        state = ckpt["state"]
-        state.setdefault("best_score", -state["best_val_loss"])  # last.pt written before monitors existed
-        _adopt_newer_best(state, fold_dir / "best.pt", monitor)
-        rngs = ckpt.get("rng") or []
-        if len(rngs) == ctx.world_size:
-            _set_rng_state(rngs[ctx.rank])
-
-    net = ctx.wrap(model)
-    step = TrainStep(net, criterion=criterion, optimizer=optimizer, scaler=scaler, normalizer=normalizer)
     train_loader = make_loader(train_set, batch_size=batch_size, train=True, workers=workers, ctx=ctx, seed=seed)
     val_loader = make_loader(val_set, batch_size=batch_size * 2, train=False, workers=workers, ctx=ctx)
     show = progress and ctx.is_main
-    fold_name = fold_dir.name
-    while state["epoch"] < epochs and not state["stopped"]:
-        epoch = state["epoch"] + 1
+    fit = Fit(model=model, optimizer=optimizer, scaler=make_scaler(device), ctx=ctx, fold_dir=fold_dir,
+              state=FitState(), spec=spec, steps_per_epoch=len(train_loader))
+    if schedule == "plateau":
+        fit.schedule = PlateauSchedule(optimizer, patience=max(1, patience // 2))
+        stopping: list[Callback] = [EarlyStopping(patience)]
+    else:
+        fit.schedule = WarmupCosineSchedule(optimizer, total_steps=epochs * len(train_loader),
+                                            warmup_steps=warmup_epochs * len(train_loader))
+        stopping = []
+    # order matters: the schedule reads the epoch's row, EarlyStopping reads BestCheckpoint's verdict
+    callbacks = [fit.schedule, BestCheckpoint(monitor), *stopping, LastCheckpoint(), ProgressLog(show=show)]
+    _seed(seed, ctx.rank)
+    resume(fit, fold_dir / "last.pt", callbacks)
+    for cb in callbacks:
+        cb.on_fit_start(fit)
+
+    step = TrainStep(ctx.wrap(model), criterion=criterion, optimizer=optimizer, scaler=fit.scaler,
+                     normalizer=normalizer)
+    state = fit.state
+    while state.epoch < epochs and not state.stopped:
+        epoch = state.epoch + 1
         if isinstance(train_loader.sampler, DistributedSampler):
             train_loader.sampler.set_epoch(epoch)
         start = time.perf_counter()
-        with tqdm(total=len(train_loader), desc=f"fold {fold_name} epoch {epoch}/{epochs}", unit="batch",
+        lr_now = optimizer.param_groups[0]["lr"]
+        with tqdm(total=len(train_loader), desc=f"fold {fold_dir.name} epoch {epoch}/{epochs}", unit="batch",
                   disable=not show, leave=False) as bar:
-            train_loss = _train_epoch(step, train_loader, ctx=ctx, bar=bar)
+            train_loss = _train_epoch(step, train_loader, fit=fit, callbacks=callbacks, bar=bar)
         # the unwrapped module: no DDP buffer broadcast, so ranks may hold unequal validation shards
         val_loss, cm = evaluate(model, val_loader, criterion=criterion, ctx=ctx, num_classes=num_classes,
                                 normalizer=normalizer)
         val_miou = scores_from_confusion(cm.compute())["mean"]["iou"]
-        lr_now = optimizer.param_groups[0]["lr"]
-        scheduler.step(val_loss)
         row = {"epoch": epoch, "train_loss": round(train_loss, 6), "val_loss": round(val_loss, 6),
                "val_miou": round(val_miou if val_miou is not None else float("nan"), 6), "lr": lr_now,
                "seconds": round(time.perf_counter() - start, 3)}
-        state["history"].append(row)
-        state["epoch"] = epoch
-        score = _monitor_score(monitor, val_loss, row["val_miou"])
-        improved = score > state["best_score"] or state["best_epoch"] == 0
-        if improved:
-            state.update(best_score=score, best_val_loss=val_loss, best_epoch=epoch, bad_epochs=0)
-        else:
-            state["bad_epochs"] += 1
-            state["stopped"] = state["bad_epochs"] >= patience
-        rngs = ctx.gather(_rng_state())
-        if ctx.is_main:
-            if improved:
-                _atomic_save({"state_dict": model.state_dict(), "epoch": epoch, "metric": monitor,
-                              "val_loss": val_loss, "val_miou": val_miou}, fold_dir / "best.pt")
-            _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                          "epoch": epoch, "history": state["history"], "state": state, "rng": rngs}, last)
-            _write_history(fold_dir / "history.csv", state["history"])
-            if show:
-                tqdm.write(f"fold {fold_name} epoch {epoch}: train_loss {train_loss:.4f}  val_loss {val_loss:.4f}  "
-                           f"val_mIoU {row['val_miou']:.3f}  lr {lr_now:.1e}  {row['seconds']:.1f}s"
-                           + ("  *" if improved else ""))
+        state.history.append(row)
+        state.epoch = epoch
+        for cb in callbacks:
+            cb.on_epoch_end(fit, {**row, "val_loss": val_loss})
         ctx.barrier()
     best = torch.load(fold_dir / "best.pt", map_location=device, weights_only=False)
     model.load_state_dict(best["state_dict"])
     model.eval()
-    return FitResult(best_epoch=state["best_epoch"], best_val_loss=state["best_val_loss"],
-                     epochs_run=state["epoch"], stopped_early=state["stopped"] and state["epoch"] < epochs,
-                     history=list(state["history"]))
+    return FitResult(best_epoch=state.best_epoch, best_val_loss=state.best_val_loss,
+                     epochs_run=state.epoch, stopped_early=state.stopped and state.epoch < epochs,
+                     history=list(state.history))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -489,6 +476,9 @@ def predict_fold(model: nn.Module, *, test_set: Dataset, samples: Sequence[Expor
                  normalizer: InputNormalizer, progress: bool = True) -> FoldPrediction:
     """Predict this rank's test images, write their files and score both variants.
 
+    The forward pass, AMP and post-processing are :class:`~clothcurate.inference.segmenter.Segmenter`'s,
+    the same as ``clothcurate predict`` uses.
+
     Args:
         model: the trained network (unwrapped), on ``ctx.device``.
         test_set: this rank's test images, items ``(image, mask, position)``; ``position``
@@ -506,9 +496,8 @@ def predict_fold(model: nn.Module, *, test_set: Dataset, samples: Sequence[Expor
     Returns:
         The fold's evaluation.
     """
-    model.eval()
     device = ctx.device
-    enabled, dtype = _amp(device)
+    segmenter = Segmenter([model], normalizer=normalizer)  # the same inference as clothcurate predict
     loader = make_loader(test_set, batch_size=batch_size, train=False, workers=workers, ctx=ctx)
     cm_raw = ConfusionMatrix(num_classes, device=device)
     cm_open = ConfusionMatrix(num_classes, device=device)
@@ -519,12 +508,9 @@ def predict_fold(model: nn.Module, *, test_set: Dataset, samples: Sequence[Expor
     with ThreadPoolExecutor(max_workers=4) as writer:
         for images, masks, positions in tqdm(loader, desc="predict", unit="batch", leave=False,
                                              disable=not (progress and ctx.is_main)):
-            x, y = to_device(images, masks, normalizer)
-            with torch.autocast(device.type, dtype=dtype, enabled=enabled):
-                logits = model(x)
-            probs = logits.float().softmax(1)                                   # (N, K, S, S)
-            raw = probs.argmax(1)
-            opened = open_predictions(probs)
+            out = segmenter(images)
+            y = masks.to(device, non_blocking=True).long()
+            probs, raw, opened = out.probs, out.raw, out.labels                # (N, K, S, S), (N, S, S) x2
             cm_raw.update(raw, y)
             cm_open.update(opened, y)
             iou, acc = per_sample_scores(opened, y, num_classes=num_classes)

@@ -1,8 +1,15 @@
-"""The four architectures of the paper (segmentation-models-pytorch) with an EfficientNet encoder.
+"""The model registry: the paper's four architectures (segmentation-models-pytorch) with an
+EfficientNet encoder, by ``--arch`` name.
+
+:data:`ARCHITECTURES` is the one place the names live (the CLI's ``--arch`` choices read it);
+:func:`create_model` builds one. LinkNet uses our decoder with a channel floor
+(:mod:`clothcurate.training.linknet`): smp's squeezes Lite0's features to 4-6 channels and
+cannot fit even a handful of images. :class:`ModelSpec` is what a checkpoint records so that
+inference can rebuild the model from the file alone.
 
 Example::
 
-    model = build_model("fpn", encoder="tf_efficientnet_lite0")      # ImageNet encoder, offline
+    model = create_model("fpn", encoder="tf_efficientnet_lite0")     # ImageNet encoder, offline
     norm = InputNormalizer(*encoder_normalization("tf_efficientnet_lite0"), device="cuda")
     logits = model(norm(images_uint8.cuda()))                        # (N, 15, H, W)
 
@@ -11,25 +18,78 @@ H and W must be multiples of 32 (the encoder's output stride); 320 x 320 as in t
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
 import segmentation_models_pytorch as smp
 import torch
 
 from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import NUM_CLASSES
+from clothcurate.training.linknet import wide_linknet
 from clothcurate.training.weights import (
     LITE_ENCODERS,
     SMP_HUB_ENCODERS,
     load_imagenet_encoder,
 )
 
-__all__ = ["ARCHITECTURES", "ENCODERS", "build_model", "encoder_normalization", "InputNormalizer"]
+__all__ = ["Architecture", "ARCHITECTURES", "ENCODERS", "register_architecture", "create_model", "build_model",
+           "ModelSpec", "FlipTTA", "encoder_normalization", "InputNormalizer"]
 
-ARCHITECTURES: dict[str, type[torch.nn.Module]] = {
-    "fpn": smp.FPN,
-    "unet": smp.Unet,
-    "linknet": smp.Linknet,
-    "pspnet": smp.PSPNet,
-}
+
+@dataclass(frozen=True)
+class Architecture:
+    """One entry of the model registry.
+
+    Attributes:
+        name: the ``--arch`` value.
+        summary: one line for ``--help`` and reports.
+        make: ``make(encoder_name=<smp encoder name>, classes=K)`` -> a randomly initialised
+            ``nn.Module`` mapping (N, 3, H, W) to (N, K, H, W) logits whose encoder is ``.encoder``.
+    """
+
+    name: str
+    summary: str
+    make: Callable[..., torch.nn.Module]
+
+
+#: the registry: every architecture the project trains, by ``--arch`` name (the CLI reads it)
+ARCHITECTURES: dict[str, Architecture] = {}
+
+
+def register_architecture(name: str, summary: str) -> Callable[[Callable[..., torch.nn.Module]], Callable[..., torch.nn.Module]]:
+    """Decorator adding a model maker to :data:`ARCHITECTURES` under ``name``."""
+
+    def add(make: Callable[..., torch.nn.Module]) -> Callable[..., torch.nn.Module]:
+        if name in ARCHITECTURES:
+            raise ValueError(f"architecture {name!r} is registered twice")
+        ARCHITECTURES[name] = Architecture(name=name, summary=summary, make=make)
+        return make
+
+    return add
+
+
+@register_architecture("fpn", "Feature Pyramid Network (smp.FPN)")
+def _fpn(*, encoder_name: str, classes: int) -> torch.nn.Module:
+    return smp.FPN(encoder_name=encoder_name, encoder_weights=None, classes=classes)
+
+
+@register_architecture("unet", "U-Net (smp.Unet)")
+def _unet(*, encoder_name: str, classes: int) -> torch.nn.Module:
+    return smp.Unet(encoder_name=encoder_name, encoder_weights=None, classes=classes)
+
+
+@register_architecture("linknet", "LinkNet with a channel floor in its decoder (smp.Linknet's squeezes "
+                                  "a thin encoder to 4-6 channels)")
+def _linknet(*, encoder_name: str, classes: int) -> torch.nn.Module:
+    return wide_linknet(encoder_name=encoder_name, classes=classes)
+
+
+@register_architecture("pspnet", "Pyramid Scene Parsing Network (smp.PSPNet)")
+def _pspnet(*, encoder_name: str, classes: int) -> torch.nn.Module:
+    return smp.PSPNet(encoder_name=encoder_name, encoder_weights=None, classes=classes)
+
 
 # Our encoder name → smp's. The lite encoders are timm's (smp "tu-" = timm universal encoder).
 ENCODERS: dict[str, str] = {**{name: f"tu-{name}" for name in LITE_ENCODERS},
@@ -85,9 +145,9 @@ class InputNormalizer:
         return images.float().mul_(self.scale).sub_(self.shift)
 
 
-def build_model(arch: str, *, encoder: str = "tf_efficientnet_lite0", encoder_weights: str | None = "imagenet",
-                num_classes: int = NUM_CLASSES) -> torch.nn.Module:
-    """Build one of the paper's segmentation networks.
+def create_model(arch: str, *, encoder: str = "tf_efficientnet_lite0", encoder_weights: str | None = "imagenet",
+                 num_classes: int = NUM_CLASSES) -> torch.nn.Module:
+    """Build a registered segmentation network.
 
     Args:
         arch: a key of :data:`ARCHITECTURES` (``fpn``, ``unet``, ``linknet``, ``pspnet``).
@@ -98,6 +158,9 @@ def build_model(arch: str, *, encoder: str = "tf_efficientnet_lite0", encoder_we
 
     Returns:
         An ``nn.Module`` mapping (N, 3, H, W) normalised images to (N, K, H, W) logits.
+
+    Raises:
+        BadInputError: an unknown architecture, encoder or weights name.
     """
     if arch not in ARCHITECTURES:
         raise BadInputError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHITECTURES)}")
@@ -106,7 +169,79 @@ def build_model(arch: str, *, encoder: str = "tf_efficientnet_lite0", encoder_we
         encoder_weights = None
     if encoder_weights not in (None, "imagenet"):
         raise BadInputError(f"unknown encoder weights {encoder_weights!r}; use 'imagenet' or 'none'")
-    model = ARCHITECTURES[arch](encoder_name=ENCODERS[encoder], encoder_weights=None, classes=num_classes)
+    model = ARCHITECTURES[arch].make(encoder_name=ENCODERS[encoder], classes=num_classes)
     if encoder_weights == "imagenet":
         load_imagenet_encoder(model.encoder, encoder)
     return model
+
+
+#: the former name of :func:`create_model`
+build_model = create_model
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a checkpoint needs to say so that inference can rebuild its model from the file alone.
+
+    Attributes:
+        arch: a key of :data:`ARCHITECTURES`.
+        encoder: a key of :data:`ENCODERS`.
+        classes: the K class names (index = output channel = mask value).
+        input_size: ``(H, W)`` of the model input the weights were trained on.
+        mean: per-channel mean applied to RGB in [0, 1] (:func:`encoder_normalization`).
+        std: per-channel std, same convention.
+    """
+
+    arch: str
+    encoder: str
+    classes: tuple[str, ...]
+    input_size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @classmethod
+    def of(cls, *, arch: str, encoder: str, classes: list[str] | tuple[str, ...],
+           input_size: tuple[int, int]) -> ModelSpec:
+        """The spec of a model trained with ``encoder``'s own normalisation."""
+        mean, std = encoder_normalization(encoder)
+        return cls(arch=arch, encoder=encoder, classes=tuple(classes), input_size=tuple(input_size),
+                   mean=tuple(mean), std=tuple(std))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain lists and strings (what checkpoints and JSON files hold)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        """The inverse of :meth:`to_dict`.
+
+        Raises:
+            BadInputError: a key is missing.
+        """
+        try:
+            return cls(arch=str(data["arch"]), encoder=str(data["encoder"]), classes=tuple(data["classes"]),
+                       input_size=tuple(int(v) for v in data["input_size"]),
+                       mean=tuple(float(v) for v in data["mean"]), std=tuple(float(v) for v in data["std"]))
+        except (KeyError, TypeError) as e:
+            raise BadInputError(f"model description lacks {e}; expected keys arch, encoder, classes, "
+                                "input_size, mean, std") from e
+
+    def build(self) -> torch.nn.Module:
+        """The architecture with random weights (load the checkpoint's ``state_dict`` into it)."""
+        return create_model(self.arch, encoder=self.encoder, encoder_weights=None, num_classes=len(self.classes))
+
+
+class FlipTTA(torch.nn.Module):
+    """Horizontal-flip test-time augmentation: the mean of the logits of x and of flipped x
+    (flipped back). Our classes have no left/right pairs, so a flip keeps every label.
+
+    Args:
+        model: maps (N, 3, H, W) to (N, K, H, W) logits.
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * (self.model(x) + self.model(x.flip(-1)).flip(-1))

@@ -8,20 +8,23 @@ metrics.json entry plus training facts) and ``folds/<k>/per_sample.csv``, so ``m
 and ``per_sample.csv`` are rebuilt from every finished fold, including folds run by earlier
 invocations (``--folds 0,1`` today, ``--folds 2,3,4`` tomorrow) or on other machines.
 
+The options are one :class:`clothcurate.training.config.TrainConfig`, saved in ``config.json``
+with the recipe it started from and the names of the options that bind the folder.
 Re-running the same command skips finished folds (``folds/<k>/done``) and resumes an unfinished
 one from ``last.pt``. Once a fold has started, the run folder refuses options that would change
-its results (arch, encoder, weights, image size, loss, learning rate, monitor, seed, export);
-epochs, patience, batch size, workers and device may change between invocations (a resumed
+its results (``TrainConfig.binding()``: arch, encoder, weights, image size, loss, learning rate,
+monitor, schedule, TTA, augmentation, seed, and epochs / warm-up under the cosine schedule; and the export);
+the others (patience, batch size, workers, device ...) may change between invocations (a resumed
 fold keeps the plateau scheduler's patience of its first session). Under ``torchrun`` every rank
 runs this function; only rank 0 writes the shared files, and an error there stops every rank.
 
 Example::
 
-    result = train_eval(arch="fpn", encoder="tf_efficientnet_lite0", encoder_weights="imagenet",
-                        data_dir="folds/", fold_spec="all", epochs=100, patience=10, image_size=320,
-                        batch_size=8, lr=1e-3, loss="ce", workers=None, device="auto",
-                        run_dir="runs/fpn", dataset=None, seed=0)
+    config = TrainConfig.from_recipe("default", arch="fpn", data_dir="folds/", epochs=50)
+    result = train_eval(config, run_dir="runs/fpn")
     print(result.summary())
+    # or, keyword options straight away (the recipe "default" fills the rest):
+    result = train_eval(arch="fpn", data_dir="folds/", run_dir="runs/fpn", fold_spec="0,1")
 """
 
 from __future__ import annotations
@@ -42,8 +45,10 @@ import torch
 
 from clothcurate.atomic import write_bytes, write_json
 from clothcurate.curation.folds import split_validation
-from clothcurate.errors import BadInputError
+from clothcurate.errors import BadInputError, ClothcurateError
+from clothcurate.folders.run import RunFolder
 from clothcurate.training.augment import build_transform
+from clothcurate.training.config import LEGACY_VALUES, RECIPES, TrainConfig
 from clothcurate.training.data import (
     ExportFolder,
     SegmentationDataset,
@@ -52,25 +57,24 @@ from clothcurate.training.data import (
 )
 from clothcurate.training.distributed import DistContext, setup
 from clothcurate.training.loop import (
-    LOSSES,
-    MONITORS,
     FoldPrediction,
+    class_weights,
     fit_fold,
     predict_fold,
 )
 from clothcurate.training.metrics import scores_from_confusion, summarize_folds
 from clothcurate.training.models import (
+    ARCHITECTURES,
+    FlipTTA,
     InputNormalizer,
-    build_model,
+    ModelSpec,
+    create_model,
     encoder_normalization,
 )
 
 __all__ = ["train_eval", "TrainEvalResult", "parse_folds", "VALIDATION_FRACTION"]
 
-VALIDATION_FRACTION = 0.1
-#: options that change a fold's result: a run folder with training state refuses other values
-_PINNED = ("arch", "encoder", "encoder_weights", "image_size", "loss", "lr", "seed", "monitor")
-_PINNED_DEFAULTS = {"monitor": "val_loss"}  # what run folders made before an option existed used
+VALIDATION_FRACTION = TrainConfig.validation_fraction
 _VERSIONS = ("torch", "torchvision", "segmentation-models-pytorch", "timm", "albumentations", "numpy",
              "opencv-python-headless", "clothcurate")
 
@@ -183,7 +187,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _start_config(run_dir: Path, options: dict[str, Any], export: ExportFolder, ctx: DistContext, *,
+def _start_config(run_dir: Path, cfg: TrainConfig, export: ExportFolder, ctx: DistContext, *,
                   training: bool) -> dict[str, Any]:
     """Write (or update) config.json; refuse a run folder whose folds were started with other
     results-changing options (or from another export).
@@ -199,10 +203,11 @@ def _start_config(run_dir: Path, options: dict[str, Any], export: ExportFolder, 
             previous = json.loads(path.read_text())
         except ValueError as e:
             raise BadInputError(f"{path}: unreadable ({e}); delete it or use another --out") from e
+    options = cfg.to_json()
     if previous and started:  # before any fold has started, a failed first attempt binds nothing
         old = previous.get("options", {})
-        for name in _PINNED:
-            was = old.get(name, _PINNED_DEFAULTS.get(name, options[name]))
+        for name in cfg.binding():
+            was = old.get(name, LEGACY_VALUES.get(name, options[name]))
             if was != options[name]:
                 raise BadInputError(f"{path}: this run folder was made with {name}={was!r}, not "
                                     f"{options[name]!r}; use another --out or the same options")
@@ -210,8 +215,11 @@ def _start_config(run_dir: Path, options: dict[str, Any], export: ExportFolder, 
             raise BadInputError(f"{path}: this run folder was made from another export (created "
                                 f"{previous.get('export', {}).get('created')}); use another --out")
     keep = not training and "machine" in previous
-    config = {"arch": options["arch"], "encoder": options["encoder"], "options": options, "export": export.meta,
-              "export_dir": str(export.root),
+    config = {"arch": cfg.arch, "encoder": cfg.encoder, "options": options, "binds": list(cfg.binding()),
+              "recipe": {"name": cfg.recipe, "preset": RECIPES[cfg.recipe]},
+              "model": ModelSpec.of(arch=cfg.arch, encoder=cfg.encoder, classes=export.classes,
+                                    input_size=(cfg.image_size, cfg.image_size)).to_dict(),
+              "export": export.meta, "export_dir": str(export.root),
               "versions": previous["versions"] if keep else _versions(),
               "machine": previous["machine"] if keep else _machine(ctx),
               "started": previous.get("started", _now()), "resumed": previous.get("resumed", -1) + 1,
@@ -235,16 +243,15 @@ def _per_sample_csv(rows: list[tuple[str, int, float, float]]) -> bytes:
 
 def _collect(run_dir: Path, arch: str, encoder: str, classes: list[str]) -> tuple[dict[str, Any], list[dict]]:
     """Rebuild metrics.json and per_sample.csv from every finished fold of the run folder."""
+    run = RunFolder(run_dir)
     entries, rows = [], []
-    for done in sorted((run_dir / "folds").glob("*/done"), key=lambda p: int(p.parent.name)):
-        fold_dir = done.parent
-        entries.append(json.loads((fold_dir / "scores.json").read_text())["entry"])
-        with open(fold_dir / "per_sample.csv", newline="") as f:
-            rows += [(r["key"], int(r["fold"]), float(r["iou"]), float(r["pixel_acc"])) for r in csv.DictReader(f)]
+    for k in run.finished_folds():
+        entries.append(run.fold_scores(k)["entry"])
+        rows += [(r["key"], int(r["fold"]), float(r["iou"]), float(r["pixel_acc"])) for r in run.fold_per_sample(k)]
     metrics = {"classes": classes, "arch": arch, "encoder": encoder, "primary": "opened", "folds": entries,
                "summary": summarize_folds(entries) if entries else {}}
-    write_json(run_dir / "metrics.json", metrics)
-    write_bytes(run_dir / "per_sample.csv", _per_sample_csv(sorted(rows, key=lambda r: (r[1], r[0]))))
+    write_json(run.metrics_path, metrics)
+    write_bytes(run.per_sample_path, _per_sample_csv(sorted(rows, key=lambda r: (r[1], r[0]))))
     return metrics, entries
 
 
@@ -254,10 +261,12 @@ def _write_back(run_dir: Path, *, dataset: str | None, arch: str) -> str:
     if not dataset:
         return later
     try:
-        import fiftyone as fo
-
+        from clothcurate.curation.db import fiftyone
         from clothcurate.training.writeback import write_back
-    except ImportError as e:  # FiftyOne not installed on this (GPU) machine
+
+        # checks the database within seconds (an unreachable URI must not hold a finished run)
+        fo = fiftyone()
+    except (ImportError, ClothcurateError) as e:  # no FiftyOne (a GPU machine) or no database here
         return f"write-back skipped ({e}); {later.split(': ', 1)[1]}"
     try:
         reachable = fo.dataset_exists(dataset)
@@ -274,31 +283,35 @@ def _default_workers(ctx: DistContext) -> int:
     return max(0, min(16, cpus // ctx.local_world_size))
 
 
-def _run_fold(k: int, *, export: ExportFolder, cache, options: dict[str, Any], run_dir: Path,
+def _run_fold(k: int, *, export: ExportFolder, cache, cfg: TrainConfig, run_dir: Path,
               ctx: DistContext, normalizer: InputNormalizer, workers: int) -> None:
     """Train (or resume) and evaluate fold k; rank 0 writes its scores and the done marker."""
     fold_dir = run_dir / "folds" / str(k)
     train_pos, test_pos = export.fold_parts(k)
-    fit_idx, val_idx = split_validation(export.presence(train_pos), fraction=VALIDATION_FRACTION,
-                                        seed=options["seed"])
-    size, num_classes = options["image_size"], len(export.classes)
+    fit_idx, val_idx = split_validation(export.presence(train_pos), fraction=cfg.validation_fraction,
+                                        seed=cfg.seed)
+    size, num_classes = cfg.image_size, len(export.classes)
+    fit_pos = [train_pos[i] for i in fit_idx]
 
     def dataset(positions, *, train: bool) -> SegmentationDataset:
-        return SegmentationDataset(cache, positions, transform=build_transform(size=size, train=train))
+        return SegmentationDataset(cache, positions, transform=build_transform(size=size, train=train,
+                                                                               policy=cfg.augment))
 
-    torch.manual_seed(options["seed"] + k)  # same decoder init on every rank (DDP broadcasts rank 0's anyway)
-    weights = None if str(options["encoder_weights"]).lower() == "none" else options["encoder_weights"]
-    model = build_model(options["arch"], encoder=options["encoder"], encoder_weights=weights,
-                        num_classes=num_classes)
-    fit = fit_fold(model, train_set=dataset([train_pos[i] for i in fit_idx], train=True),
+    torch.manual_seed(cfg.seed + k)  # same decoder init on every rank (DDP broadcasts rank 0's anyway)
+    weights = None if str(cfg.encoder_weights).lower() == "none" else cfg.encoder_weights
+    model = create_model(cfg.arch, encoder=cfg.encoder, encoder_weights=weights, num_classes=num_classes)
+    spec = ModelSpec.of(arch=cfg.arch, encoder=cfg.encoder, classes=export.classes, input_size=(size, size))
+    loss_weights = class_weights(cache.masks[fit_pos], num_classes) if cfg.loss == "wce" else None
+    fit = fit_fold(model, train_set=dataset(fit_pos, train=True),
                    val_set=dataset(ctx.shard([train_pos[i] for i in val_idx]), train=False),
-                   fold_dir=fold_dir, epochs=options["epochs"], patience=options["patience"], lr=options["lr"],
-                   loss=options["loss"], batch_size=options["batch_size"], workers=workers, ctx=ctx,
-                   num_classes=num_classes, normalizer=normalizer, monitor=options["monitor"],
-                   seed=options["seed"] + 1000 * k)
-    pred = predict_fold(model, test_set=dataset(ctx.shard(test_pos), train=False), samples=export.samples,
-                        run_dir=run_dir, ctx=ctx, batch_size=2 * options["batch_size"], workers=workers,
-                        num_classes=num_classes, normalizer=normalizer)
+                   fold_dir=fold_dir, epochs=cfg.epochs, patience=cfg.patience, lr=cfg.lr,
+                   loss=cfg.loss, batch_size=cfg.batch_size, workers=workers, ctx=ctx,
+                   num_classes=num_classes, normalizer=normalizer, monitor=cfg.monitor,
+                   seed=cfg.seed + 1000 * k, schedule=cfg.schedule, warmup_epochs=cfg.warmup_epochs,
+                   loss_weights=loss_weights, spec=spec.to_dict())
+    pred = predict_fold(FlipTTA(model) if cfg.tta else model, test_set=dataset(ctx.shard(test_pos), train=False),
+                        samples=export.samples, run_dir=run_dir, ctx=ctx, batch_size=2 * cfg.batch_size,
+                        workers=workers, num_classes=num_classes, normalizer=normalizer)
     if ctx.is_main:
         entry = _fold_entry(k, pred)
         facts = {"n_train": len(fit_idx), "n_val": len(val_idx), "n_test": len(test_pos),
@@ -311,32 +324,17 @@ def _run_fold(k: int, *, export: ExportFolder, cache, options: dict[str, Any], r
     ctx.barrier()
 
 
-def train_eval(*, arch: str, encoder: str = "tf_efficientnet_lite0", encoder_weights: str = "imagenet",
-               data_dir: str | Path, fold_spec: str = "all", epochs: int = 100, patience: int = 10,
-               image_size: int = 320, batch_size: int = 8, lr: float = 1e-3, loss: str = "ce",
-               monitor: str = "val_loss",
-               workers: int | None = None, device: str = "auto", run_dir: str | Path,
-               dataset: str | None = None, seed: int = 0) -> TrainEvalResult:
+def train_eval(config: TrainConfig | None = None, *, run_dir: str | Path, **options: Any) -> TrainEvalResult:
     """Train and evaluate one architecture by k-fold cross-validation on an export folder.
 
     Args:
-        arch: ``fpn``, ``unet``, ``linknet`` or ``pspnet``.
-        encoder: timm/smp encoder name (default ``tf_efficientnet_lite0``).
-        encoder_weights: ``imagenet`` (offline) or ``none`` (random init).
-        data_dir: the export folder (docs/contracts.md).
-        fold_spec: ``all`` or a list like ``0,1``.
-        epochs: maximum epochs per fold.
-        patience: early stop after this many epochs without a better ``monitor``.
-        image_size: side S of the square model input (the export is resized if it differs).
-        batch_size: images per step per process (evaluation uses twice as many).
-        lr: Adam's learning rate.
-        loss: ``ce``, ``dice``, ``focal`` or ``ce+dice``.
-        monitor: ``val_loss`` or ``val_miou``: what early stopping and the kept checkpoint follow.
-        workers: loader processes per process (default: the CPUs shared by this node's ranks).
-        device: ``auto`` (CUDA if available), ``cuda`` or ``cpu``.
+        config: every option (:class:`TrainConfig`); when None, it is built from ``options``
+            with :meth:`TrainConfig.from_recipe` (``recipe`` picks the preset, default ``default``).
         run_dir: the run folder (created; re-running resumes it).
-        dataset: FiftyOne dataset to write the predictions back to, when reachable.
-        seed: seed of the validation split, initialisation, shuffling and augmentation.
+        **options: fields of :class:`TrainConfig` (only without ``config``): ``arch``, ``data_dir``,
+            ``encoder``, ``encoder_weights``, ``fold_spec``, ``epochs``, ``patience``,
+            ``image_size``, ``batch_size``, ``lr``, ``loss``, ``monitor``, ``schedule``,
+            ``warmup_epochs``, ``tta``, ``recipe``, ``workers``, ``device``, ``dataset``, ``seed``.
 
     Returns:
         The run's result (every finished fold, metrics, what was trained now).
@@ -345,35 +343,35 @@ def train_eval(*, arch: str, encoder: str = "tf_efficientnet_lite0", encoder_wei
         BadInputError: a missing/incomplete export, bad folds or options, or a run folder made
             with other options.
     """
-    if loss not in LOSSES:
-        raise BadInputError(f"--loss {loss!r}: use one of {', '.join(LOSSES)}")
-    if monitor not in MONITORS:
-        raise BadInputError(f"--monitor {monitor!r}: use one of {', '.join(MONITORS)}")
-    if image_size < 32 or image_size % 32:
-        raise BadInputError(f"--image-size {image_size}: must be a multiple of 32 (the encoders downsample 32x)")
-    if batch_size < 1 or lr <= 0:
-        raise BadInputError(f"--batch-size ({batch_size}) must be >= 1 and --lr ({lr}) > 0")
+    if config is None:
+        config = TrainConfig.from_recipe(options.pop("recipe", None) or "default", **options)
+    elif options:
+        raise BadInputError(f"pass either a TrainConfig or options, not both ({', '.join(options)})")
+    cfg = config
+    if cfg.arch not in ARCHITECTURES:
+        raise BadInputError(f"--arch {cfg.arch!r}: unknown architecture; use one of {', '.join(ARCHITECTURES)}")
+    if not cfg.data_dir:
+        raise BadInputError("no export folder given; pass --data DIR (an export-folds folder)")
+    data_dir, fold_spec, image_size, encoder = cfg.data_dir, cfg.fold_spec, cfg.image_size, cfg.encoder
+    arch, device, workers, dataset = cfg.arch, cfg.device, cfg.workers, cfg.dataset
     export = read_export(data_dir)
     folds = parse_folds(fold_spec, export.k)
     run_dir = Path(run_dir).expanduser().resolve()
-    options = {"arch": arch, "encoder": encoder, "encoder_weights": encoder_weights, "data_dir": str(export.root),
-               "fold_spec": fold_spec, "epochs": epochs, "patience": patience, "image_size": image_size,
-               "batch_size": batch_size, "lr": lr, "loss": loss, "workers": workers, "device": device,
-               "dataset": dataset, "seed": seed, "validation_fraction": VALIDATION_FRACTION, "monitor": monitor}
+    cfg = cfg.replace(data_dir=str(export.root))
     ctx = setup(device)
     try:
         normalizer = InputNormalizer(*encoder_normalization(encoder), device=ctx.device)  # checks the name
         if ctx.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
         todo = [k for k in folds if not (run_dir / "folds" / str(k) / "done").exists()]
-        config = ctx.on_main(lambda: _start_config(run_dir, options, export, ctx, training=bool(todo)))
+        config = ctx.on_main(lambda: _start_config(run_dir, cfg, export, ctx, training=bool(todo)))
         skipped = [k for k in folds if k not in todo]
         if todo:
             cache = decode_samples(export.samples, size=image_size, num_classes=len(export.classes),
                                    progress=ctx.is_main)
             n_workers = _default_workers(ctx) if workers is None else workers
             for k in todo:
-                _run_fold(k, export=export, cache=cache, options=options, run_dir=run_dir, ctx=ctx,
+                _run_fold(k, export=export, cache=cache, cfg=cfg, run_dir=run_dir, ctx=ctx,
                           normalizer=normalizer, workers=n_workers)
 
         def finish() -> tuple[dict[str, Any], list[dict[str, Any]], str]:

@@ -25,7 +25,6 @@ Example::
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +37,7 @@ from tqdm import tqdm
 
 from clothcurate.atomic import write_bytes
 from clothcurate.errors import BadInputError
+from clothcurate.folders.run import RunFolder
 from clothcurate.labelmaps import NUM_CLASSES, mask_targets
 from clothcurate.training.metrics import scores_from_confusion
 from clothcurate.workspace import mask_dir
@@ -105,29 +105,21 @@ def _read_run(run_dir: Path, arch: str | None) -> tuple[str, dict[str, Path]]:
     """The architecture and ``{key: prediction PNG}`` of a run folder.
 
     Raises:
-        BadInputError: missing folder, ``config.json`` or ``predictions/``, unreadable config,
-            no ``arch``, or an arch that cannot be a field name.
+        BadInputError: missing folder, not a run folder (no ``config.json``), unreadable config,
+            no ``predictions/``, no ``arch``, or an arch that cannot be a field name.
     """
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise BadInputError(f"{run_dir}: run folder not found; pass the --out folder of a train-eval run")
-    config_path = run_dir / "config.json"
-    pred_dir = run_dir / "predictions"
-    missing = [p.name for p in (config_path, pred_dir) if not p.exists()]
-    if missing:
-        raise BadInputError(f"{run_dir}: no {' and no '.join(missing)}; pass a finished train-eval run folder")
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, ValueError) as e:
-        raise BadInputError(f"{config_path}: not readable JSON ({e}); re-copy the run folder") from e
-    arch = arch or (config.get("arch") if isinstance(config, dict) else None)
+    run = RunFolder.open(run_dir, hint="pass the --out folder of a train-eval run")
+    recorded = run.arch  # reads config.json, so an unreadable one is named first
+    if not run.predictions_dir.is_dir():
+        raise BadInputError(f"{run.root}: no predictions; pass a finished train-eval run folder")
+    arch = arch or recorded
     if not arch:
-        raise BadInputError(f"{config_path}: no 'arch' entry; pass arch= explicitly")
-    if not _ARCH.match(arch):
-        raise BadInputError(f"{config_path}: arch {arch!r} cannot name a field; use lower-case letters, digits, _")
-    preds = {p.stem: p for p in sorted(pred_dir.glob("*.png"))}
+        raise BadInputError(f"{run.config_path}: no 'arch' entry; pass arch= explicitly")
+    if not isinstance(arch, str) or not _ARCH.match(arch):
+        raise BadInputError(f"{run.config_path}: arch {arch!r} cannot name a field; use lower-case letters, digits, _")
+    preds = run.predictions()
     if not preds:
-        raise BadInputError(f"{pred_dir}: no <key>.png predictions; did the run finish its folds?")
+        raise BadInputError(f"{run.predictions_dir}: no <key>.png predictions; did the run finish its folds?")
     return arch, preds
 
 

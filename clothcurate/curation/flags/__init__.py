@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from clothcurate.curation.annotation import pixel_annotated, tag_only
 from clothcurate.curation.flags import model, scoring
 from clothcurate.curation.flags.engine import fit_and_score, measure_files
 from clothcurate.curation.flags.internal.run_folder import (
@@ -43,7 +44,8 @@ WORST_SHOWN = 20
 
 def flag_errors(dataset: str, *, model_run: Path | None = None, progress: bool = True,
                 workers: int | None = None) -> FlagReport:
-    """Score every sample's annotation and write the findings to the FiftyOne dataset.
+    """Score every pixel-annotated sample's mask and write the findings to the FiftyOne dataset
+    (tag-only samples have no mask: they get no ``issues``, ``label_quality`` or flag tags).
 
     Writes ``issues`` (names of the checks that fired, most certain first), ``label_quality``
     (0 = surely wrong ... 1 = clean), the tags ``bg_only`` / ``suspicious`` (replacing the ones of
@@ -64,16 +66,22 @@ def flag_errors(dataset: str, *, model_run: Path | None = None, progress: bool =
         The report (counts per reason, the 20 worst samples).
 
     Raises:
-        BadInputError: unknown dataset, missing mask file, a run folder without confidence maps
+        BadInputError: unknown or empty dataset, missing mask file, a run folder without confidence maps
             or whose export folder (crop boxes) is missing.
     """
     from clothcurate.curation.db import load_dataset
 
     t0 = time.perf_counter()
     ds = load_dataset(dataset)
+    if not len(ds) or not ds.has_field("key"):
+        raise BadInputError(f"dataset {dataset!r} has no samples made by clothcurate ingest; run "
+                            f"`clothcurate ingest --ccp DIR --dataset {dataset}` first or pass another --dataset")
     refs = confidence_refs(model_run) if model_run is not None else None
     skipped = {"image"} if refs is not None else {"image", "model"}
     checks = [c for c in all_checks() if not c.needs & skipped]
+    if not len(pixel_annotated(ds)):
+        raise BadInputError(f"dataset {dataset!r} has no pixel-annotated samples to check (its "
+                            f"{len(tag_only(ds))} samples have image-level tags only); ingest a source with masks")
     ids, keys, jobs = _jobs(ds, refs or {})
     if refs is not None and not set(refs) & set(keys):
         raise BadInputError(f"{model_run}: none of its {len(refs)} confidence maps (e.g. {next(iter(refs))}) is a "
@@ -95,7 +103,7 @@ def flag_errors(dataset: str, *, model_run: Path | None = None, progress: bool =
 
     order = np.argsort(quality, kind="stable")[:WORST_SHOWN]
     return FlagReport(
-        dataset=dataset, samples=len(ids),
+        dataset=dataset, samples=len(ids), tag_only=len(ds) - len(ids),
         counts={c.name: int((scores[:, j] >= c.threshold).sum()) for j, c in enumerate(checks)},
         descriptions={c.name: c.description for c in checks},
         bg_only=int(bg_only.sum()), suspicious=int(suspicious.sum()),
@@ -104,20 +112,23 @@ def flag_errors(dataset: str, *, model_run: Path | None = None, progress: bool =
 
 
 def _jobs(ds, refs: dict[str, ConfidenceRef]) -> tuple[list[str], list[str], list[tuple]]:
-    """Sample ids, keys and :func:`read_sample` arguments, in the dataset's order."""
-    ids, keys, sources, gt_paths, images = ds.values(["id", "key", "source", "ground_truth.mask_path", "filepath"])
+    """Sample ids, keys and :func:`read_sample` arguments of the pixel-annotated samples (tag-only
+    ones have no mask to check), in the dataset's order."""
+    pixel = pixel_annotated(ds)
+    ids, keys, sources, gt_paths, images = pixel.values(["id", "key", "source", "ground_truth.mask_path", "filepath"])
     raw_paths = {}
     background_ids = {}
     schema = ds.get_field_schema()
     for src in sorted(set(sources)):
         field = f"raw_{src}"
         if field in schema:
-            raw_paths[src] = ds.values(f"{field}.mask_path")
+            raw_paths[src] = pixel.values(f"{field}.mask_path")
             background_ids[src] = _raw_background_ids(ds, src)
     jobs = []
     for i, (key, src, gt) in enumerate(zip(keys, sources, gt_paths)):
         if gt is None:
-            raise BadInputError(f"sample {key or ids[i]}: no ground_truth mask; re-run `clothcurate ingest --overwrite`")
+            raise BadInputError(f"sample {key or ids[i]}: no ground_truth mask; re-run `clothcurate ingest` "
+                                  "with its source folder (it adds missing masks and keeps tags and predictions)")
         raw = raw_paths[src][i] if src in raw_paths else None
         jobs.append((key, gt, raw, background_ids.get(src, ()), images[i], refs.get(key)))
     return ids, keys, jobs

@@ -33,7 +33,7 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
-from clothcurate.curation.crop import paste_back
+from clothcurate.geometry import paste_back
 from clothcurate.curation.flags.calibration import Tail, fit_tail
 from clothcurate.curation.flags.internal.confident import (
     SHOULD_BE_BACKGROUND,

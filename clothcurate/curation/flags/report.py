@@ -12,6 +12,7 @@ class FlagReport:
     Attributes:
         dataset: the FiftyOne dataset name.
         samples: number of samples scored.
+        tag_only: samples skipped because they have image-level tags only (no mask to check).
         counts: ``{check name: samples flagged}`` for every check run (0 included).
         descriptions: ``{check name: description}``.
         bg_only: samples tagged ``bg_only``.
@@ -28,10 +29,12 @@ class FlagReport:
     suspicious: int
     worst: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    tag_only: int = 0
 
     def to_dict(self) -> dict:
         """A JSON-able dict of every attribute."""
-        return {"dataset": self.dataset, "samples": self.samples, "counts": dict(self.counts),
+        return {"dataset": self.dataset, "samples": self.samples, "tag_only": self.tag_only,
+                "counts": dict(self.counts),
                 "bg_only": self.bg_only, "suspicious": self.suspicious, "worst": list(self.worst),
                 "seconds": round(self.seconds, 2), "descriptions": dict(self.descriptions)}
 
@@ -39,7 +42,8 @@ class FlagReport:
         """A printable table: samples flagged per reason, then the worst samples."""
         width = max([len(n) for n in self.counts] + [len("reason")])
         lines = [f"flag-errors on {self.dataset!r}: {self.samples} samples in {self.seconds:.1f} s; "
-                 f"{self.suspicious} tagged suspicious, {self.bg_only} bg_only",
+                 f"{self.suspicious} tagged suspicious, {self.bg_only} bg_only"
+                 + (f"; {self.tag_only} with image-level tags only skipped (no mask)" if self.tag_only else ""),
                  "", f"{'reason':<{width}}  samples", f"{'-' * width}  -------"]
         lines += [f"{name:<{width}}  {n:7d}" for name, n in self.counts.items()]
         if self.worst:

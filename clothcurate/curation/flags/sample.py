@@ -156,4 +156,6 @@ def working_resolution(mask: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(mask[::stride, ::stride])
 
 
-_INGEST_AGAIN = "re-run `clothcurate ingest --overwrite` for its source"
+# A plain re-run of ingest writes lost masks again and keeps review work (--overwrite would not).
+_INGEST_AGAIN = ("delete the mask file if it is still there and re-run `clothcurate ingest` with the sample's "
+                 "source folder: it writes missing masks again and keeps tags and predictions")

@@ -22,11 +22,14 @@ class SampleRef:
         image_path: absolute path of the photo (never copied or modified).
         locator: whatever the reader needs to find the annotation (a ``.mat`` path, an HDF5
             reference index ...); opaque to ingest.
+        annotation: ``"pixel"`` (:meth:`Source.read` decodes its masks) or ``"image"`` (only
+            image-level tags: :meth:`Source.read_tags`).
     """
 
     source_id: str
     image_path: str
     locator: tuple = ()
+    annotation: str = "pixel"
 
 
 @dataclass
@@ -84,8 +87,9 @@ class Source(ABC):
         """List the samples.
 
         Returns:
-            ``(refs, problems, skipped)``: usable refs in the dataset's order, samples known to be
-            unusable, and counts of samples left out on purpose (``{"image-level only": 20}``).
+            ``(refs, problems, skipped)``: usable refs in the dataset's order (pixel-annotated
+            first, then tag-only ones), samples known to be unusable, and counts of samples left
+            out on purpose (``{"photo without annotation": 2}``).
 
         Raises:
             BadInputError: the folder is missing or not laid out as this dataset (one line).
@@ -98,3 +102,14 @@ class Source(ABC):
         Raises:
             BadSampleError: corrupt or truncated file, broken record, ids out of range.
         """
+
+    def read_tags(self, ref: SampleRef) -> np.ndarray:
+        """The source label ids an image-level annotation names (a ref with ``annotation="image"``).
+
+        Returns:
+            (T,) int64 source label ids, as listed (duplicates and id 0 possible).
+
+        Raises:
+            BadSampleError: corrupt file, missing variable, not a vector of integers.
+        """
+        raise NotImplementedError(f"source {self.name!r} has no image-level annotations")

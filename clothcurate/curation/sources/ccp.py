@@ -1,8 +1,9 @@
 """Clothing Co-Parsing (Yang, Luo, Lin, CVPR 2014), in the public release's own layout::
 
     photos/NNNN.jpg                      photos (0001..1004 pixel-annotated, more image-level only)
-    annotations/pixel-level/NNNN.mat     MATLAB v5, variable ``groundtruth``: (H, W) uint8 label ids
-    annotations/image-level/NNNN.mat     variable ``tags``: label ids present (skipped, counted)
+    annotations/pixel-level/NNNN.mat     MATLAB v5 (or v7.3), variable ``groundtruth``: (H, W) uint8 label ids
+    annotations/image-level/NNNN.mat     variable ``tags``: 1 x T label ids present (photos without
+                                         a pixel-level annotation; optional folder)
     label_list.mat                       variable ``label_list``: 1 x 59 cell of names, 0 = null
 """
 
@@ -14,11 +15,12 @@ import numpy as np
 import scipy.io
 
 from clothcurate.curation.sources.base import RawSample, SampleRef, ScanProblem, Source
+from clothcurate.curation.sources.matlab import load_array
 from clothcurate.errors import BadInputError, BadSampleError
 
 
 class CCPSource(Source):
-    """Reader of CCP's pixel-level annotations."""
+    """Reader of CCP's pixel-level annotations and, for the other photos, its image-level tags."""
 
     name = "ccp"
 
@@ -49,22 +51,27 @@ class CCPSource(Source):
     def scan(self):
         photos, pixel, _ = self._layout()
         refs, problems = [], []
-        for mat in sorted(pixel.glob("*.mat")):
-            sid = mat.stem
-            photo = photos / f"{sid}.jpg"
-            if not photo.exists():
-                problems.append(ScanProblem(sid, "photo missing", str(photo)))
-                continue
-            refs.append(SampleRef(sid, str(photo), (str(mat),)))
+        # pixel-level first; a photo with both annotations is pixel-annotated (its tags are ignored)
+        for kind, folder in (("pixel", pixel), ("image", self.root / "annotations" / "image-level")):
+            annotated = {r.source_id for r in refs} | {p.source_id for p in problems}
+            for mat in sorted(folder.glob("*.mat")):
+                sid = mat.stem
+                if sid in annotated:
+                    continue
+                photo = photos / f"{sid}.jpg"
+                if not photo.exists():
+                    problems.append(ScanProblem(sid, "photo missing", str(photo)))
+                    continue
+                refs.append(SampleRef(sid, str(photo), (str(mat),), annotation=kind))
         annotated = {r.source_id for r in refs} | {p.source_id for p in problems}
-        image_level = sum(1 for p in photos.glob("*.jpg") if p.stem not in annotated)
-        return refs, problems, {"image-level only (no pixel annotation)": image_level}
+        bare = sum(1 for p in photos.glob("*.jpg") if p.stem not in annotated)
+        return refs, problems, {"photo without annotation": bare}
 
     def read(self, ref: SampleRef) -> RawSample:
         (mat,) = ref.locator
         try:
-            gt = scipy.io.loadmat(mat, variable_names=["groundtruth"]).get("groundtruth")
-        except Exception as e:
+            gt = load_array(mat, "groundtruth")
+        except Exception as e:  # scipy and h5py raise many types for a truncated or odd file
             raise BadSampleError(ref.source_id, f"unreadable .mat ({type(e).__name__}: {e})", mat) from e
         if gt is None:
             raise BadSampleError(ref.source_id, "no variable 'groundtruth' in the .mat", mat)
@@ -72,3 +79,19 @@ class CCPSource(Source):
             raise BadSampleError(ref.source_id, f"'groundtruth' is {gt.dtype} {gt.shape}, "
                                  "expected a 2-D integer label array", mat)
         return RawSample(masks={"": gt}, annotation_path=mat)
+
+    def read_tags(self, ref: SampleRef) -> np.ndarray:
+        (mat,) = ref.locator
+        try:
+            tags = load_array(mat, "tags")
+        except Exception as e:  # scipy and h5py raise many types for a truncated or odd file
+            raise BadSampleError(ref.source_id, f"unreadable .mat ({type(e).__name__}: {e})", mat) from e
+        if tags is None:
+            raise BadSampleError(ref.source_id, "no variable 'tags' in the image-level .mat", mat)
+        if tags.ndim > 2 or (tags.ndim == 2 and min(tags.shape) > 1):
+            raise BadSampleError(ref.source_id, f"'tags' is {tags.dtype} {tags.shape}, expected a vector of "
+                                 "label ids", mat)
+        # MATLAB saves plain numbers as double: accept whole numbers of any numeric type
+        if tags.dtype.kind not in "biuf" or (tags.dtype.kind == "f" and not np.all(np.mod(tags, 1) == 0)):
+            raise BadSampleError(ref.source_id, f"'tags' is {tags.dtype}, expected integer label ids", mat)
+        return tags.ravel().astype(np.int64)

@@ -21,7 +21,6 @@ import numpy as np
 
 from clothcurate.curation.sources.base import RawSample, SampleRef, ScanProblem, Source
 from clothcurate.errors import BadInputError, BadSampleError
-from clothcurate.workspace import sample_key
 
 MAT_NAME = "fashon_parsing_data.mat"
 IMAGE_DIR = "image"
@@ -173,7 +172,6 @@ class CFPDSource(Source):
         mat = self._mat()
         path, images = str(self.root / MAT_NAME), self.root / IMAGE_DIR
         refs, problems, seen = [], [], set()
-        keys: dict[str, str] = {}  # sample key -> img_name of the sample that took it
         for index, reference in enumerate(mat.records):
             sid = f"fashion_dataset[{index}]"
             try:
@@ -184,20 +182,15 @@ class CFPDSource(Source):
             except (TypeError, ValueError, KeyError, OSError) as e:
                 problems.append(ScanProblem(sid, f"unreadable record ({_first_line(e)})", path))
                 continue
-            photo, key = images / sid, sample_key(self.name, sid)
+            photo = images / sid
             if missing:
                 problems.append(ScanProblem(sid, f"record has no {', '.join(missing)}", path))
             elif sid in seen or Path(sid).name != sid:
                 problems.append(ScanProblem(sid, "img_name is repeated or not a plain file name", path))
-            elif key in keys:
-                problems.append(ScanProblem(sid, f"gives the same sample key {key!r} as {keys[key]} "
-                                            "(names differ only in extension "
-                                            "or punctuation); rename one image and its img_name", path))
             elif not photo.is_file():
                 problems.append(ScanProblem(sid, "image missing", str(photo)))
             else:
                 refs.append(SampleRef(sid, str(photo), (path, index)))
-                keys[key] = sid
             seen.add(sid)
         return refs, problems, {}
 

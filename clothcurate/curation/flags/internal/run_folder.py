@@ -2,13 +2,12 @@
 
 ``RUN_DIR/confidence/<key>.npz`` holds ``probs``: (K, h, w) uint8 softmax (255 = 1.0) in the crop
 frame; the frame (the export's ``crop_box``, or the whole photo) and the photo size come from the
-export folder's ``folds.json``, found through ``RUN_DIR/config.json`` (``export_dir``, else
-``options.data_dir``). Only ``folds.json`` is read there, so the export's images may be gone.
+run's export folder (:meth:`clothcurate.folders.RunFolder.export`). Only its ``folds.json`` is
+read, so the export's images may be gone.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from clothcurate.curation.flags.internal.confident import (
     evidence_from_mask,
 )
 from clothcurate.errors import BadInputError
+from clothcurate.folders.run import RunFolder
 from clothcurate.labelmaps import NUM_CLASSES
 
 _HINT = "pass --model the --out folder of a finished train-eval run"
@@ -39,16 +39,6 @@ class ConfidenceRef:
     orig_size: tuple[int, int]
 
 
-def _read_json(path: Path, what: str) -> dict:
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise BadInputError(f"{path}: unreadable {what} ({e}); {_HINT}") from e
-    if not isinstance(doc, dict):
-        raise BadInputError(f"{path}: {what} is not a JSON object; {_HINT}")
-    return doc
-
-
 def confidence_refs(run_dir: str | Path) -> dict[str, ConfidenceRef]:
     """Every confidence map of a run, by sample key.
 
@@ -59,39 +49,25 @@ def confidence_refs(run_dir: str | Path) -> dict[str, ConfidenceRef]:
         ``{key: ConfidenceRef}`` for every ``confidence/<key>.npz``.
 
     Raises:
-        BadInputError: no run folder, no ``config.json``, no confidence maps (a run from before
-            they existed: re-run train-eval), the export folder's ``folds.json`` missing, or a
-            map whose key ``folds.json`` does not list.
+        BadInputError: no run folder, not a run folder (no ``config.json``), no confidence maps (a
+            run from before they existed: re-run train-eval), the export folder's ``folds.json``
+            missing, or a map whose key ``folds.json`` does not list.
     """
-    run_dir = Path(run_dir).expanduser().resolve()
-    if not (run_dir / "config.json").is_file():
-        raise BadInputError(f"{run_dir}: no config.json, not a train-eval run folder; {_HINT}")
-    maps = sorted((run_dir / "confidence").glob("*.npz"))
+    run = RunFolder.open(Path(run_dir).expanduser().resolve(), hint=_HINT)
+    maps = run.confidence_maps()
     if not maps:
-        raise BadInputError(f"{run_dir / 'confidence'}: no <key>.npz confidence maps; confident learning needs "
+        raise BadInputError(f"{run.confidence_dir}: no <key>.npz confidence maps; confident learning needs "
                             "the softmax, re-run train-eval (it writes them for every test sample)")
-    config = _read_json(run_dir / "config.json", "run config")
-    export_dir = config.get("export_dir") or (config.get("options") or {}).get("data_dir")
-    if not export_dir:
-        raise BadInputError(f"{run_dir / 'config.json'}: names no export folder (export_dir); {_HINT}")
-    folds_path = Path(export_dir) / "folds.json"
-    if not folds_path.is_file():
-        raise BadInputError(f"{folds_path}: missing; the run's export folder holds the crop boxes, "
-                            f"put it back at {export_dir} (or fix export_dir in {run_dir / 'config.json'})")
-    frames = {}
-    for rec in _read_json(folds_path, "folds.json").get("samples", []):
-        try:
-            size = tuple(int(v) for v in rec["orig_size"])
-            box = rec.get("crop_box")
-            frames[str(rec["key"])] = (tuple(int(v) for v in box) if box else (0, 0, *size), size)
-        except (KeyError, TypeError, ValueError) as e:
-            raise BadInputError(f"{folds_path}: sample {rec.get('key', '?')!r} has a bad {e}; "
-                                "re-run export-folds") from e
-    unknown = [p.stem for p in maps if p.stem not in frames]
+    export = run.export()
+    unknown = [key for key in maps if export.get(key) is None]
     if unknown:
-        raise BadInputError(f"{run_dir / 'confidence' / unknown[0]}.npz: key not in {folds_path}; the run "
+        raise BadInputError(f"{maps[unknown[0]]}: key not in {export.folds_path}; the run "
                             "and its export folder do not match")
-    return {p.stem: ConfidenceRef(str(p), *frames[p.stem]) for p in maps}
+    refs = {}
+    for key, path in maps.items():
+        sample = export.get(key)
+        refs[key] = ConfidenceRef(str(path), sample.frame_box, sample.orig_size)
+    return refs
 
 
 def load_evidence(key: str, gt: np.ndarray, ref: ConfidenceRef) -> ModelEvidence:

@@ -1,4 +1,5 @@
-"""Person crops and pasting predictions back into the full photo (no FiftyOne needed).
+"""Crop geometry shared by export, training and inference: the person crop box, crop + resize,
+and pasting a crop's prediction back into the full photo (NumPy and OpenCV only).
 
 Shapes: H, W = photo rows and columns; S = crop side after resizing; C = channels.
 
@@ -24,7 +25,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-__all__ = ["crop_box", "crop_resize", "paste_back"]
+__all__ = ["crop_box", "crop_image", "crop_resize", "paste_back"]
 
 _EPS = 1e-6  # relative-coordinate rounding slack
 
@@ -79,6 +80,25 @@ def crop_box(bbox: Sequence[float] | None, *, width: int, height: int, margin: f
     return int(x0), int(y0), int(x1), int(y1)
 
 
+def crop_image(image: np.ndarray, *, box: Sequence[int], size: int | None) -> np.ndarray:
+    """Crop a photo to ``box`` and resize it to ``size x size``.
+
+    Args:
+        image: (H, W, 3) or (H, W) photo.
+        box: ``(x0, y0, x1, y1)`` from :func:`crop_box`.
+        size: side S of the output, or None to keep the box's own size.
+
+    Returns:
+        (S, S, 3) (or (S, S)) photo: area interpolation when shrinking, linear when enlarging.
+    """
+    x0, y0, x1, y1 = (int(v) for v in box)
+    img = image[y0:y1, x0:x1]
+    if size is None or (img.shape[0] == size and img.shape[1] == size):
+        return np.ascontiguousarray(img)
+    shrink = size * size <= img.shape[0] * img.shape[1]
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
 def crop_resize(image: np.ndarray, mask: np.ndarray, *, box: Sequence[int],
                 size: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Crop a photo and its mask to ``box`` and resize both to ``size x size``.
@@ -90,17 +110,15 @@ def crop_resize(image: np.ndarray, mask: np.ndarray, *, box: Sequence[int],
         size: side S of the output, or None to keep the box's own size.
 
     Returns:
-        ``(image_crop, mask_crop)``: (S, S, 3) photo (area interpolation when shrinking, linear
-        when enlarging) and (S, S) mask (nearest neighbour, so only original ids appear).
+        ``(image_crop, mask_crop)``: (S, S, 3) photo (as :func:`crop_image`) and (S, S) mask
+        (nearest neighbour, so only original ids appear).
     """
     x0, y0, x1, y1 = (int(v) for v in box)
-    img, msk = image[y0:y1, x0:x1], mask[y0:y1, x0:x1]
-    if size is None or (img.shape[0] == size and img.shape[1] == size):
-        return np.ascontiguousarray(img), np.ascontiguousarray(msk)
-    shrink = size * size <= img.shape[0] * img.shape[1]
-    img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-    msk = cv2.resize(msk, (size, size), interpolation=cv2.INTER_NEAREST)
-    return img, msk
+    msk = mask[y0:y1, x0:x1]
+    img = crop_image(image, box=box, size=size)
+    if size is None or (msk.shape[0] == size and msk.shape[1] == size):
+        return img, np.ascontiguousarray(msk)
+    return img, cv2.resize(msk, (size, size), interpolation=cv2.INTER_NEAREST)
 
 
 def paste_back(pred_crop: np.ndarray, *, crop_box: Sequence[int], orig_size: Sequence[int],

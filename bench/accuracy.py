@@ -1,0 +1,149 @@
+"""Accuracy of training variants side by side: one fold of an export, a reduced size, a fixed budget.
+
+Each variant is a set of :class:`clothcurate.training.config.TrainConfig` changes against the
+``default`` recipe (see ``VARIANTS``). Every variant x seed is one ``train-eval`` run of the same
+test fold, same size, same epochs; the table prints one line per variant (mean over seeds):
+P / R / F1 / mIoU of the opened and raw predictions, and the IoU of the rare classes that fail
+today (romper, scarf/tie, socks, hat, glasses), in percent, plus the training minutes.
+
+Usage::
+
+    python bench/accuracy.py --data folds/ --variants default,cosine,ce+lovasz --epochs 30 --size 160
+    python bench/accuracy.py --ccp ../shared/datasets/ccp --limit 60 --variants default,tta \\
+        --epochs 1 --size 64                      # builds a throw-away export first (tiny check)
+
+Run folders go under ``--out`` (default: a temporary folder); a re-run with the same ``--out``
+resumes or skips finished runs (train-eval's own resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+RARE = ("romper", "scarf/tie", "socks", "hat", "glasses")
+
+
+def _variants(epochs: int) -> dict[str, dict[str, Any]]:
+    """Variant name -> TrainConfig changes (``recipe`` picks another preset)."""
+    warm = min(epochs - 1, max(1, round(0.05 * epochs)))
+    return {
+        "default": {},
+        "paper": {"recipe": "paper"},
+        "cosine": {"schedule": "cosine", "warmup_epochs": warm},
+        "val_miou": {"monitor": "val_miou"},
+        "ce+dice": {"loss": "ce+dice"},
+        "ce+lovasz": {"loss": "ce+lovasz"},
+        "wce": {"loss": "wce"},
+        "tta": {"tta": True},
+        "scale-aug": {"augment": "scale"},
+        "lite2": {"encoder": "tf_efficientnet_lite2"},
+        "cosine+lovasz+tta": {"schedule": "cosine", "warmup_epochs": warm, "loss": "ce+lovasz", "tta": True},
+        "unet": {"arch": "unet"},
+        "linknet": {"arch": "linknet"},
+        "pspnet": {"arch": "pspnet"},
+    }
+
+
+def _pct(x: float | None) -> str:
+    return "   -" if x is None else f"{100 * x:5.1f}"
+
+
+def _mean(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return sum(vals) / len(vals) if vals else None
+
+
+def _scores(run_dir: Path, fold: int) -> dict[str, float | None]:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    (entry,) = [f for f in metrics["folds"] if f["fold"] == fold]
+    out: dict[str, float | None] = {}
+    for variant in ("opened", "raw"):
+        for name in ("precision", "recall", "f1", "iou"):
+            out[f"{variant}_{name}"] = entry[variant]["mean"][name]
+    iou = entry["opened"]["per_class"]["iou"]
+    for name in RARE:
+        out[name] = iou[metrics["classes"].index(name)]
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, help="export folder (default: build one from --ccp)")
+    parser.add_argument("--ccp", type=Path, help="CCP folder to build a temporary export from")
+    parser.add_argument("--limit", type=int, default=None, help="with --ccp: export only this many samples")
+    parser.add_argument("--variants", default="default,cosine", help="comma list of: " + ", ".join(_variants(2)))
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--size", type=int, default=160, help="image size (a multiple of 32)")
+    parser.add_argument("--seeds", default="0", help="comma list of seeds (two where a difference is < 1.5 points)")
+    parser.add_argument("--fold", type=int, default=0, help="the test fold")
+    parser.add_argument("--arch", default="fpn", help="architecture of the variants that do not set one")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, default=None, help="folder of the run folders (default: temporary)")
+    args = parser.parse_args(argv)
+
+    table = _variants(args.epochs)
+    names = [v.strip() for v in args.variants.split(",") if v.strip()]
+    unknown = [v for v in names if v not in table]
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(table)}")
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    tmp = Path(tempfile.mkdtemp(prefix="clothcurate-accuracy-"))
+    data = args.data
+    if data is None:
+        if args.ccp is None:
+            parser.error("pass --data EXPORT or --ccp CCP_DIR")
+        import importlib.util
+
+        spec = importlib.util.spec_from_file_location("bench_train", REPO / "bench" / "train.py")
+        bench_train = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(bench_train)
+        data = bench_train._build_export(args.ccp, size=args.size, limit=args.limit, tmp=tmp)
+    out = args.out or tmp / "runs"
+
+    from clothcurate.training.config import TrainConfig
+    from clothcurate.training.run import train_eval
+
+    rows = []
+    for name in names:
+        changes = dict(table[name])
+        recipe = changes.pop("recipe", "default")
+        per_seed, minutes = [], 0.0
+        for seed in seeds:
+            options = {"arch": args.arch, "data_dir": str(data), "fold_spec": str(args.fold),
+                       "image_size": args.size, "epochs": args.epochs, "batch_size": args.batch_size,
+                       "workers": args.workers, "device": args.device, "dataset": None, "seed": seed, **changes}
+            config = TrainConfig.from_recipe(recipe, **options)
+            run_dir = out / f"{name.replace('/', '_')}-s{seed}"
+            t = time.perf_counter()
+            train_eval(config, run_dir=run_dir)
+            minutes += (time.perf_counter() - t) / 60
+            per_seed.append(_scores(run_dir, args.fold))
+        rows.append((name, {k: _mean([s[k] for s in per_seed]) for k in per_seed[0]}, minutes / len(seeds)))
+
+    head = (f"{'variant':<18} | {'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | {'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | "
+            + " ".join(f"{n[:7]:>7}" for n in RARE) + " |   min")
+    print(f"accuracy: export {data}, fold {args.fold}, {args.size} px, {args.epochs} epochs, seeds {seeds}, "
+          f"device {args.device}, {os.cpu_count()} CPUs (percent; opened | raw | opened IoU of rare classes)")
+    print(head)
+    print("-" * len(head))
+    for name, s, minutes in rows:
+        print(f"{name:<18} | " + " ".join(_pct(s[f"opened_{k}"]) for k in ("precision", "recall", "f1", "iou"))
+              + " | " + " ".join(_pct(s[f"raw_{k}"]) for k in ("precision", "recall", "f1", "iou"))
+              + " | " + " ".join(f"{_pct(s[n]):>7}" for n in RARE) + f" | {minutes:5.1f}")
+    print(f"run folders: {out}")
+
+
+if __name__ == "__main__":
+    main()

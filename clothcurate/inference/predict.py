@@ -1,0 +1,292 @@
+"""``clothcurate predict``: segment new photos end to end (the paper's Fig. 5 pipeline).
+
+For each photo: detect the people (:mod:`clothcurate.detection`, or the run's own model:
+:mod:`.model_detector`), crop each person as the export does
+(:func:`clothcurate.geometry.crop_box`: the box plus a 5 % margin, grown towards a square), resize
+the crop to the model's input, segment it (:class:`.segmenter.Segmenter`: one fold or the run's
+ensemble, the evaluation's post-processing, optional flip TTA), paste the labels back into the
+photo frame and, where two people's crops overlap, keep at each pixel the label of the more
+confident crop. A photo where no person is found is segmented whole (as an export without
+crop). Photos are read as stored (EXIF orientation not applied), as the training masks are.
+
+Outputs, per photo ``<stem>.<ext>``, in ``OUT_DIR`` (each written atomically):
+
+* ``<stem>.png``: (H, W) uint8 15-class mask at the photo's own size;
+* ``<stem>.json``: ``{"photo", "size": [w, h], "persons": [{"box": [x, y, w, h], "score",
+  "detector"}], "garments": [{"class", "pixel_share", "color"}]}``; garments are the predicted
+  classes other than background, skin and hair, largest first, ``pixel_share`` their fraction of
+  the photo's pixels, ``color`` the CFPD colour name of the region's dominant colour
+  (:mod:`clothcurate.garment_colors`);
+* ``<stem>_overlay.jpg`` with ``overlay=True``: the photo blended with the class colours.
+
+With ``dataset``, the photos are also added to (or updated in) a FiftyOne dataset with ``pred``,
+``persons`` and ``garments`` (:mod:`.to_dataset`).
+
+A photo that cannot be read is skipped and named in the report (the others are still done);
+``strict=True`` stops at the first. Re-running rewrites the same files.
+
+Example::
+
+    report = predict_photos(run_dir="runs/fpn", out_dir="pred/", paths=["photos/"])
+    print(report.summary())
+"""
+
+from __future__ import annotations
+
+import glob
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from clothcurate.atomic import atomic_path, write_json
+from clothcurate.errors import BadInputError
+from clothcurate.geometry import crop_box, crop_image, paste_back
+from clothcurate.detection import DEFAULT_DETECTOR, DETECTORS, PersonBox, create_detector
+from clothcurate.garment_colors import garment_colors
+from clothcurate.inference.segmenter import Segmenter
+from clothcurate.inference.to_dataset import PhotoPrediction
+from clothcurate.masks import write_mask_png
+
+__all__ = ["PHOTO_SUFFIXES", "PredictReport", "find_photos", "predict_photos", "segment_people", "read_photo"]
+
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@dataclass
+class PredictReport:
+    """What :func:`predict_photos` did.
+
+    Attributes:
+        out_dir: where the outputs are.
+        written: photos segmented (their stems).
+        skipped: ``(photo, reason)`` of photos that could not be read.
+        persons: people found over all photos.
+        whole_photo: photos where no person was found (segmented whole).
+        models: models applied per crop (folds of the ensemble).
+        dataset: ``(name, samples in it)`` when the photos were added to a FiftyOne dataset.
+        seconds: wall time.
+    """
+
+    out_dir: Path
+    written: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    persons: int = 0
+    whole_photo: list[str] = field(default_factory=list)
+    models: int = 1
+    dataset: tuple[str, int] | None = None
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        """A few lines for the terminal."""
+        n = len(self.written)
+        lines = [f"predict: {n} photo(s) segmented into {self.out_dir} ({self.persons} person(s), "
+                 f"{self.models} model(s), {self.seconds:.1f} s, {n / max(self.seconds, 1e-9):.2f} photos/s)"]
+        if self.dataset:
+            lines.append(f"  FiftyOne dataset {self.dataset[0]!r}: pred, persons, garments ({self.dataset[1]} samples)")
+        if self.whole_photo:
+            lines.append(f"  no person found in {len(self.whole_photo)} photo(s), segmented whole: "
+                         + ", ".join(self.whole_photo[:10]) + (" ..." if len(self.whole_photo) > 10 else ""))
+        if self.skipped:
+            lines.append(f"  {len(self.skipped)} photo(s) skipped:")
+            lines += [f"    {p}: {why}" for p, why in self.skipped[:20]]
+            if len(self.skipped) > 20:
+                lines.append(f"    ... and {len(self.skipped) - 20} more")
+        return "\n".join(lines)
+
+
+def find_photos(paths: Sequence[str | Path]) -> list[Path]:
+    """The photos named by files, folders (their photos, not recursively) and glob patterns.
+
+    Raises:
+        BadInputError: a path that is neither a file, a folder nor a matching pattern; no photo
+            at all; or two photos with the same stem (their outputs would collide).
+    """
+    found: list[Path] = []
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            found += sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in PHOTO_SUFFIXES)
+        elif p.is_file():
+            found.append(p)
+        elif glob.has_magic(str(raw)):
+            matches = sorted(Path(m) for m in glob.glob(str(p)))
+            if not matches:
+                raise BadInputError(f"{raw}: no file matches this pattern; pass photos, folders or globs")
+            found += [m for m in matches if m.is_file()]
+        else:
+            raise BadInputError(f"{raw}: no such photo or folder; pass photos, folders or globs")
+    if not found:
+        raise BadInputError(f"{', '.join(map(str, paths)) or 'no path'}: no photos found "
+                            f"({', '.join(PHOTO_SUFFIXES)}); pass photos, folders or globs")
+    seen: dict[str, Path] = {}
+    unique = []
+    for p in found:
+        if p.stem in seen and seen[p.stem].resolve() == p.resolve():
+            continue  # the same file named twice
+        if p.stem in seen:
+            raise BadInputError(f"{seen[p.stem]} and {p}: same name {p.stem!r}, so their outputs would "
+                                "overwrite each other; predict them into different --out folders")
+        seen[p.stem] = p
+        unique.append(p)
+    return unique
+
+
+def read_photo(path: Path) -> np.ndarray | str:
+    """A photo as (H, W, 3) uint8 RGB as stored (EXIF orientation not applied), or the reason it
+    cannot be read."""
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as e:
+        return f"cannot read ({e.strerror or e})"
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION) if data.size else None
+    if image is None:
+        return "not a readable image (empty, truncated or not a photo format OpenCV decodes)"
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def segment_people(photo: np.ndarray, people: Sequence[PersonBox], segmenter: Segmenter,
+                   size: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """Crop, segment and paste back every person of one photo (the whole photo when none).
+
+    Args:
+        photo: (H, W, 3) uint8 RGB.
+        people: the detected persons (pixel boxes).
+        segmenter: the run's model(s).
+        size: side S of the model input.
+
+    Returns:
+        ``((H, W) uint8 labels, the crop boxes used)``; where crops overlap, the more confident
+        crop's label wins.
+    """
+    height, width = photo.shape[:2]
+    boxes = [crop_box(p.relative(width=width, height=height), width=width, height=height) for p in people]
+    boxes = boxes or [(0, 0, width, height)]
+    crops = np.stack([crop_image(photo, box=b, size=size) for b in boxes])
+    out = segmenter(torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous())
+    labels = out.labels.to(torch.uint8).cpu().numpy()                            # (P, S, S)
+    confidence = out.probs.max(1).values.cpu().numpy()                           # (P, S, S)
+    mask = np.zeros((height, width), np.uint8)
+    best = np.full((height, width), -1.0, np.float32)
+    for b, lab, conf in zip(boxes, labels, confidence):
+        lab_full = paste_back(lab, crop_box=b, orig_size=(width, height))
+        conf_full = paste_back(conf, crop_box=b, orig_size=(width, height), fill=-1.0)
+        better = conf_full > best
+        mask[better], best[better] = lab_full[better], conf_full[better]
+    return mask, boxes
+
+
+def _write_overlay(path: Path, photo: np.ndarray, mask: np.ndarray) -> None:
+    from clothcurate.reports.colors import colorize
+
+    blend = np.where(mask[..., None] > 0, (0.45 * photo + 0.55 * colorize(mask)).astype(np.uint8), photo)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(blend, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]):
+            raise OSError(f"cannot write {path}")
+
+
+def predict_photos(*, run_dir: str | Path, out_dir: str | Path, paths: Sequence[str | Path],
+                   detector: str = DEFAULT_DETECTOR, fold: int | str = "all", tta: bool = False,
+                   device: str = "auto", batch_size: int = 8, strict: bool = False, overlay: bool = False,
+                   dataset: str | None = None, progress: bool = True, backend: str = "torch") -> PredictReport:
+    """Segment photos with a trained run (see the module docstring for the outputs).
+
+    Args:
+        run_dir: a train-eval run folder with ``folds/<k>/best.pt``.
+        out_dir: where ``<stem>.png`` / ``<stem>.json`` (/ ``<stem>_overlay.jpg``) go (created).
+        paths: photos, folders and glob patterns.
+        detector: a key of :data:`clothcurate.detection.DETECTORS` (``model``: a first pass of the
+            run's model, :mod:`.model_detector`).
+        fold: a fold number or ``"all"`` (the ensemble of the run's folds, mean softmax).
+        tta: horizontal-flip test-time augmentation.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        batch_size: photos per detection batch (their crops form one segmentation batch).
+        strict: stop at the first unreadable photo instead of skipping it.
+        overlay: also write ``<stem>_overlay.jpg``.
+        dataset: also add the photos to this FiftyOne dataset (``pred``, ``persons``,
+            ``garments``; :mod:`.to_dataset`), created when missing.
+        progress: a tqdm bar.
+        backend: ``torch``, or ``onnx``: the models' forward pass on ONNX Runtime (CPU;
+            :mod:`.onnx_backend`), the rest of the pipeline unchanged.
+
+    Returns:
+        The report (skipped photos are listed there unless ``strict``).
+
+    Raises:
+        BadInputError: no photos, a bad run folder / fold / detector / device, an unreadable
+            photo with ``strict``, or an output folder that cannot be written.
+    """
+    t0 = time.perf_counter()
+    if batch_size < 1:
+        raise BadInputError(f"--batch-size {batch_size}: must be at least 1")
+    if detector not in DETECTORS:  # before loading any model
+        raise BadInputError(f"--detector {detector!r}: unknown; choose one of {', '.join(sorted(DETECTORS))}")
+    photos = find_photos(paths)
+    if dataset is not None:  # before any work: a dataset predictions cannot go to
+        from clothcurate.inference.to_dataset import check_dataset
+
+        check_dataset(dataset)
+    segmenter = Segmenter.from_run(run_dir, fold=fold, device=device, tta=tta, backend=backend)
+    finder = create_detector(detector, segmenter=segmenter, device=segmenter.device)
+    find_people = getattr(finder, "detect_many", None) or (lambda images: [finder.detect(i) for i in images])
+    size = segmenter.input_size[0]
+    classes = list(segmenter.spec.classes)
+    out = Path(out_dir).expanduser()
+    inputs = {p.resolve() for p in photos}
+    for p in photos:  # e.g. --out photos/ with PNG photos: never overwrite an input
+        for name in (f"{p.stem}.png", f"{p.stem}.json", f"{p.stem}_overlay.jpg"):
+            if (out / name).resolve() in inputs:
+                raise BadInputError(f"{out / name}: is one of the photos to segment and would be overwritten "
+                                    f"by {p.name}'s output; pass another --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise BadInputError(f"{out}: cannot create the output folder ({e.strerror or e}); pass another --out") from e
+    report = PredictReport(out_dir=out, models=len(segmenter.models))
+    done: list[PhotoPrediction] = []
+    with tqdm(total=len(photos), desc="predict", unit="photo", disable=not progress, leave=False) as bar:
+        for start in range(0, len(photos), batch_size):
+            chunk, images = [], []
+            for path in photos[start:start + batch_size]:
+                image = read_photo(path)
+                if isinstance(image, str):
+                    if strict:
+                        raise BadInputError(f"{path}: {image}; fix or remove it, or run without --strict")
+                    report.skipped.append((str(path), image))
+                    bar.update(1)
+                    continue
+                chunk.append(path)
+                images.append(image)
+            for path, image, people in zip(chunk, images, find_people(images)):
+                mask, _ = segment_people(image, people, segmenter, size)
+                height, width = mask.shape
+                record = PhotoPrediction(photo=path, mask=out / f"{path.stem}.png", size=(width, height),
+                                         persons=[p.to_dict() for p in people],
+                                         garments=garment_colors(image, mask, classes=classes))
+                try:
+                    write_mask_png(record.mask, mask)
+                    write_json(out / f"{path.stem}.json",
+                               {"photo": str(path.resolve()), "size": [width, height],
+                                "persons": record.persons, "garments": record.garments})
+                    if overlay:
+                        _write_overlay(out / f"{path.stem}_overlay.jpg", image, mask)
+                except OSError as e:
+                    raise BadInputError(f"{out}: cannot write the outputs of {path.name} ({e}); "
+                                        "pass a writable --out") from e
+                done.append(record)
+                report.written.append(path.stem)
+                report.persons += len(people)
+                if not people:
+                    report.whole_photo.append(path.name)
+                bar.update(1)
+    if dataset is not None and done:
+        from clothcurate.inference.to_dataset import add_to_dataset
+
+        report.dataset = (dataset, add_to_dataset(dataset, done))
+    report.seconds = time.perf_counter() - t0
+    return report

@@ -1,0 +1,164 @@
+"""The options of a training run as one typed, frozen config, saved as ``config.json``.
+
+:class:`TrainConfig` holds every option of ``train-eval``. Each field says whether it *binds*
+a run folder: once a fold has started, a run folder refuses another value for a binding option
+(its folds would not be comparable), while the others (batch size, workers, device, patience
+...) may change between invocations. ``epochs`` and ``warmup_epochs`` bind only under the
+``cosine`` schedule, whose learning rate at each step depends on them.
+
+Recipes are named presets of the training options (:data:`RECIPES`): ``paper`` reproduces the
+paper's recipe (Adam 1e-3, plateau x0.1 on the validation loss, early stop after 10 epochs, up
+to 100, cross-entropy, 320 px, no test-time augmentation); ``default`` is what ``train-eval``
+uses without ``--recipe``. Options given explicitly override the preset; config.json records the
+recipe's name, its preset values and the options used.
+
+This module imports nothing heavy (the CLI reads its names for ``--help``).
+
+Example::
+
+    cfg = TrainConfig.from_recipe("paper", arch="fpn", data_dir="folds/", epochs=50)
+    cfg.binding()              # ('arch', 'encoder', ..., 'tta')
+    cfg.to_json()              # what config.json stores under "options"
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from clothcurate.errors import BadInputError
+
+__all__ = ["TrainConfig", "RECIPES", "LOSSES", "MONITORS", "SCHEDULES", "AUGMENTATIONS", "LEGACY_VALUES"]
+
+#: training losses (:func:`clothcurate.training.loop.build_loss`); ``wce`` is class-weighted CE
+LOSSES = ("ce", "dice", "focal", "ce+dice", "ce+lovasz", "wce")
+#: what early stopping and the kept checkpoint follow (the LR plateau always follows the loss)
+MONITORS = ("val_loss", "val_miou")
+#: ``plateau``: ReduceLROnPlateau x0.1 + early stop; ``cosine``: fixed epochs, linear warm-up then
+#: cosine decay per step, no early stop
+SCHEDULES = ("plateau", "cosine")
+#: training augmentation policies (:func:`clothcurate.training.augment.build_transform`)
+AUGMENTATIONS = ("paper", "scale")
+
+_PAPER = {"encoder": "tf_efficientnet_lite0", "image_size": 320, "epochs": 100, "patience": 10, "lr": 1e-3,
+          "loss": "ce", "monitor": "val_loss", "schedule": "plateau", "warmup_epochs": 0, "tta": False,
+          "augment": "paper"}
+#: named presets; ``default`` equals ``paper`` until a measured change wins (docs/results.md)
+RECIPES: dict[str, dict[str, Any]] = {"paper": dict(_PAPER), "default": dict(_PAPER)}
+
+#: the value a binding option had in run folders made before the option existed
+LEGACY_VALUES: dict[str, Any] = {"monitor": "val_loss", "schedule": "plateau", "warmup_epochs": 0, "tta": False,
+                                 "augment": "paper"}
+
+
+def _opt(default: Any, *, binds: bool = False) -> Any:
+    return field(default=default, metadata={"binds": binds})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every option of a ``train-eval`` run.
+
+    Attributes:
+        arch: a key of :data:`clothcurate.training.models.ARCHITECTURES`.
+        data_dir: the export folder.
+        encoder: a key of :data:`clothcurate.training.models.ENCODERS`.
+        encoder_weights: ``imagenet`` (offline) or ``none``.
+        image_size: side S of the square model input (a multiple of 32).
+        loss: one of :data:`LOSSES`.
+        lr: Adam's (peak) learning rate.
+        seed: seed of the validation split, initialisation, shuffling and augmentation.
+        monitor: one of :data:`MONITORS`: what early stopping and ``best.pt`` follow.
+        schedule: one of :data:`SCHEDULES`.
+        warmup_epochs: linear warm-up length of the ``cosine`` schedule.
+        tta: average the logits of the image and its horizontal flip when predicting the test fold.
+        augment: training augmentation policy, one of :data:`AUGMENTATIONS`.
+        recipe: the preset the options started from (a key of :data:`RECIPES`).
+        epochs: maximum (``plateau``) or exact (``cosine``) epochs per fold.
+        patience: early stop after this many epochs without a better ``monitor`` (``plateau``).
+        batch_size: images per step per process.
+        workers: loader processes per process (None: the CPUs shared by this node's ranks).
+        device: ``auto``, ``cuda`` or ``cpu``.
+        fold_spec: ``all`` or a list like ``0,1``.
+        dataset: FiftyOne dataset to write the predictions back to, when reachable.
+        validation_fraction: share of each training part held out for validation.
+    """
+
+    arch: str = _opt("fpn", binds=True)
+    data_dir: str = ""
+    encoder: str = _opt("tf_efficientnet_lite0", binds=True)
+    encoder_weights: str = _opt("imagenet", binds=True)
+    image_size: int = _opt(320, binds=True)
+    loss: str = _opt("ce", binds=True)
+    lr: float = _opt(1e-3, binds=True)
+    seed: int = _opt(0, binds=True)
+    monitor: str = _opt("val_loss", binds=True)
+    schedule: str = _opt("plateau", binds=True)
+    warmup_epochs: int = 0
+    tta: bool = _opt(False, binds=True)
+    augment: str = _opt("paper", binds=True)
+    recipe: str = "default"
+    epochs: int = 100
+    patience: int = 10
+    batch_size: int = 8
+    workers: int | None = None
+    device: str = "auto"
+    fold_spec: str = "all"
+    dataset: str | None = None
+    validation_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.loss in LOSSES, f"--loss {self.loss!r}: use one of {', '.join(LOSSES)}"),
+            (self.monitor in MONITORS, f"--monitor {self.monitor!r}: use one of {', '.join(MONITORS)}"),
+            (self.schedule in SCHEDULES, f"--schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}"),
+            (self.augment in AUGMENTATIONS, f"--augment {self.augment!r}: use one of {', '.join(AUGMENTATIONS)}"),
+            (self.recipe in RECIPES, f"--recipe {self.recipe!r}: use one of {', '.join(RECIPES)}"),
+            (self.image_size >= 32 and self.image_size % 32 == 0,
+             f"--image-size {self.image_size}: must be a multiple of 32 (the encoders downsample 32x)"),
+            (self.batch_size >= 1 and self.lr > 0,
+             f"--batch-size ({self.batch_size}) must be >= 1 and --lr ({self.lr}) > 0"),
+            (self.epochs >= 1 and self.patience >= 1,
+             f"--epochs ({self.epochs}) and --patience ({self.patience}) must be at least 1"),
+            (0 <= self.warmup_epochs < self.epochs,
+             f"--warmup-epochs ({self.warmup_epochs}) must be >= 0 and below --epochs ({self.epochs})"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise BadInputError(message)
+
+    @classmethod
+    def from_recipe(cls, recipe: str = "default", **options: Any) -> TrainConfig:
+        """A recipe's preset, overridden by the options given.
+
+        Args:
+            recipe: a key of :data:`RECIPES`.
+            **options: fields of :class:`TrainConfig` (``None`` values are left to the preset,
+                except ``workers`` and ``dataset`` whose None means something).
+
+        Raises:
+            BadInputError: an unknown recipe or option, or a bad value.
+        """
+        if recipe not in RECIPES:
+            raise BadInputError(f"--recipe {recipe!r}: use one of {', '.join(RECIPES)}")
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - names)
+        if unknown:
+            raise BadInputError(f"unknown training option(s) {', '.join(unknown)}")
+        given = {k: v for k, v in options.items() if v is not None or k in ("workers", "dataset")}
+        if "data_dir" in given:
+            given["data_dir"] = str(given["data_dir"])
+        return cls(**{**RECIPES[recipe], **given, "recipe": recipe})
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        """A copy with some fields changed (checked again)."""
+        return replace(self, **changes)
+
+    def binding(self) -> tuple[str, ...]:
+        """The options a started run folder pins (see the module docstring)."""
+        names = tuple(f.name for f in fields(self) if f.metadata.get("binds"))
+        return names + (("epochs", "warmup_epochs") if self.schedule == "cosine" else ())
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields as JSON values (config.json's ``options``)."""
+        return asdict(self)
