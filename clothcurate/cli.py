@@ -108,9 +108,11 @@ def main(debug):
       clothcurate ingest --ccp ../shared/datasets/ccp
       clothcurate flag-errors
       clothcurate review                      # tag samples reject / ok in the FiftyOne App
+      clothcurate fix --key ccp_0004 --relabel dress:coat     # or correct a mask (--undo)
       clothcurate export-folds --out folds/ --crop person --size 320
       clothcurate train-eval --arch fpn --data folds/ --out runs/fpn
       clothcurate report --runs runs/fpn --out report/
+      clothcurate predict --run runs/fpn --out pred/ photos/  # segment new photos
     """
     setup_command_process()  # SIGTERM unwinds like Ctrl-C; FiftyOne logs to stderr
 

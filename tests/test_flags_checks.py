@@ -28,7 +28,7 @@ def population(ccp_dir) -> list[SampleMasks]:
     raw masks."""
     source, lm = CCPSource(ccp_dir), load_labelmap("ccp")
     bg_ids = tuple(i for i, t in enumerate(lm.targets) if t == 0 and i != 0)
-    refs, _, _ = source.scan()
+    refs = [r for r in source.scan()[0] if r.annotation == "pixel"]  # tag-only photos have no mask
     out = []
     for n, ref in enumerate(refs):
         raw = source.read(ref).masks[""].astype(np.uint8)

@@ -31,5 +31,7 @@ def duration(seconds: float | None) -> str:
 
 
 def left_out(counts: dict[str, int]) -> str:
-    """Samples left out of an export and why: ``2 tagged reject, 1 tagged bg_only``."""
-    return ", ".join(f"{n} tagged {tag}" for tag, n in counts.items()) or "none recorded"
+    """Samples left out of an export and why: ``2 tagged reject, 1 tagged bg_only, 994 with image-level
+    tags only``."""
+    reasons = {"tag_only": "with image-level tags only (no mask)"}
+    return ", ".join(f"{n} {reasons.get(tag, f'tagged {tag}')}" for tag, n in counts.items()) or "none recorded"
