@@ -23,19 +23,13 @@ from clothcurate.inference.onnx_backend import OnnxRuntimeBackend
 from clothcurate.inference.predict import predict_photos
 from clothcurate.inference.segmenter import Segmenter
 from clothcurate.labelmaps import TARGET_CLASSES
-from tiny_run import SIZE, ccp_samples, person_box, tiny  # noqa: F401 - tiny is a fixture
+from tiny_run import GPU_RUNS, SIZE, ccp_samples, person_box, tiny  # noqa: F401 - tiny is a fixture
 
-GPU_RUNS = Path(__file__).resolve().parents[1] / "docs" / "gpu-2026-11-24" / "runs"
 #: real CCP photos the tiny run did not train on
 HELD_OUT = [f"{i:04d}" for i in range(101, 1004, 90)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +69,7 @@ def test_onnx_file_reproduces_pytorch_on_real_photos_and_describes_itself(tiny, 
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     (inp,), (outp,) = session.get_inputs(), session.get_outputs()
     assert inp.type == "tensor(uint8)" and inp.shape[1:] == [3, SIZE, SIZE] and isinstance(inp.shape[0], str)
+    assert outp.shape[1] == len(TARGET_CLASSES)  # spatial sizes are symbolic after the softmax
     probs = torch.from_numpy(session.run(None, {inp.name: real_inputs.numpy()})[0])
     reference = Segmenter.from_run(run, fold=0, device="cpu").probabilities(real_inputs)
     assert probs.shape == reference.shape == (len(real_inputs), len(TARGET_CLASSES), SIZE, SIZE)

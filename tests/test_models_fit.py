@@ -96,13 +96,7 @@ def fit(model: torch.nn.Module, images: torch.Tensor, masks: torch.Tensor, *, st
     return before, train_miou(model, images, masks, encoder=encoder)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """One intra-op thread: the machine's cores are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

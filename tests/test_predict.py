@@ -12,7 +12,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 from click.testing import CliRunner
 
 from clothcurate.cli import main
@@ -22,17 +21,11 @@ from clothcurate.garment_colors import COLOR_NAMES
 from clothcurate.inference.predict import find_photos, predict_photos
 from clothcurate.inference.segmenter import Segmenter
 from clothcurate.labelmaps import TARGET_CLASSES
-from tiny_run import IDS, ccp_samples, tiny  # noqa: F401 - tiny is a fixture
-
-GPU_RUNS = Path(__file__).resolve().parents[1] / "docs" / "gpu-2026-11-24" / "runs"
+from tiny_run import GPU_RUNS, IDS, ccp_samples, tiny  # noqa: F401 - tiny is a fixture
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _iou(a, b) -> float:

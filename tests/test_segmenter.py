@@ -20,17 +20,11 @@ from clothcurate.geometry import paste_back
 from clothcurate.inference.segmenter import Segmenter, load_checkpoint
 from clothcurate.training.loop import CONFIDENCE_STRIDE
 from clothcurate.training.models import ModelSpec
-from tiny_run import SIZE, tiny  # noqa: F401 - tiny is a fixture
-
-GPU_RUNS = Path(__file__).resolve().parents[1] / "docs" / "gpu-2026-11-24" / "runs"
+from tiny_run import GPU_RUNS, SIZE, tiny  # noqa: F401 - tiny is a fixture
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _images(export_dir: Path, keys: list[str]) -> torch.Tensor:

@@ -21,6 +21,8 @@ from clothcurate.geometry import crop_box, crop_resize
 from clothcurate.labelmaps import TARGET_CLASSES, load_labelmap
 from clothcurate.workspace import sample_key
 
+#: real run folders of the 2026-11-24 GPU session, shipped without their .pt checkpoints
+GPU_RUNS = Path(__file__).resolve().parents[1] / "docs" / "gpu-2026-11-24" / "runs"
 SIZE = 64
 #: 14 real CCP photos (every third of the first 40)
 IDS = [f"{i:04d}" for i in range(1, 41, 3)]

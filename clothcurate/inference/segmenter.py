@@ -34,39 +34,11 @@ from torch import nn
 from clothcurate.errors import BadInputError
 from clothcurate.folders.run import RunFolder
 from clothcurate.labelmaps import TARGET_CLASSES
+from clothcurate.training.distributed import autocast_settings, resolve_device
 from clothcurate.training.models import FlipTTA, InputNormalizer, ModelSpec
 from clothcurate.training.postprocess import open_predictions
 
-__all__ = ["Segmenter", "SegmenterOutput", "autocast_settings", "resolve_device", "load_checkpoint"]
-
-
-def autocast_settings(device: torch.device) -> tuple[bool, torch.dtype]:
-    """Autocast on CUDA only: bf16 where the GPU supports it, else fp16.
-
-    Returns:
-        ``(enabled, dtype)`` for :func:`torch.autocast`.
-    """
-    if device.type != "cuda":
-        return False, torch.float32
-    return True, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``auto`` (CUDA when available, else CPU), ``cuda``, ``cuda:1`` or ``cpu``.
-
-    Raises:
-        BadInputError: CUDA asked for where there is none, or an unknown device name.
-    """
-    name = str(device).strip().lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError as e:
-        raise BadInputError(f"--device {device!r}: use auto, cpu or cuda ({e})") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise BadInputError(f"--device {device!r}: no CUDA GPU here; use --device cpu or auto")
-    return dev
+__all__ = ["Segmenter", "SegmenterOutput", "load_checkpoint"]
 
 
 @dataclass

@@ -29,18 +29,29 @@ from torch import nn
 
 from clothcurate.errors import BadInputError
 
-__all__ = ["DistContext", "setup", "resolve_device", "unwrap"]
+__all__ = ["DistContext", "setup", "resolve_device", "autocast_settings", "unwrap"]
 
 T = TypeVar("T")
 
 
-def resolve_device(device: str) -> torch.device:
+def autocast_settings(device: torch.device) -> tuple[bool, torch.dtype]:
+    """Autocast on CUDA only: bf16 where the GPU supports it, else fp16 (which needs a scaler to train).
+
+    Returns:
+        ``(enabled, dtype)`` for :func:`torch.autocast`.
+    """
+    if device.type != "cuda":
+        return False, torch.float32
+    return True, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
     """``auto`` -> ``cuda`` when available, else ``cpu``; ``cuda``/``cpu``/``cuda:N`` as given.
 
     Raises:
         BadInputError: an unknown device, or ``cuda`` where no GPU is visible.
     """
-    name = (device or "auto").strip().lower()
+    name = str(device or "auto").strip().lower()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:

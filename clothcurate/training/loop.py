@@ -53,7 +53,7 @@ from clothcurate.geometry import paste_back
 from clothcurate.inference.segmenter import Segmenter
 from clothcurate.masks import write_mask_png
 from clothcurate.training.data import ExportSample
-from clothcurate.training.distributed import DistContext
+from clothcurate.training.distributed import DistContext, autocast_settings
 from clothcurate.training.metrics import (
     ConfusionMatrix,
     per_sample_scores,
@@ -146,16 +146,9 @@ def build_loss(name: str, *, weights: torch.Tensor | None = None) -> nn.Module:
     return makers[name]()
 
 
-def _amp(device: torch.device) -> tuple[bool, torch.dtype]:
-    """Autocast on CUDA only: bf16 where the GPU supports it, else fp16 (which needs a scaler)."""
-    if device.type != "cuda":
-        return False, torch.float32
-    return True, torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
 def make_scaler(device: torch.device) -> torch.amp.GradScaler:
     """A GradScaler, enabled only where autocast runs in fp16 (bf16 and fp32 need none)."""
-    enabled, dtype = _amp(device)
+    enabled, dtype = autocast_settings(device)
     return torch.amp.GradScaler(device.type, enabled=enabled and dtype == torch.float16)
 
 
@@ -240,7 +233,7 @@ def evaluate(model: nn.Module, loader: DataLoader, *, criterion: nn.Module, ctx:
         ``(mean loss, confusion matrix)``; the matrix lives on ``ctx.device``.
     """
     model.eval()
-    enabled, dtype = _amp(ctx.device)
+    enabled, dtype = autocast_settings(ctx.device)
     cm = ConfusionMatrix(num_classes, device=ctx.device)
     total = torch.zeros((), dtype=torch.float64, device=ctx.device)
     count = 0
@@ -291,7 +284,7 @@ class TrainStep:
                  scaler: torch.amp.GradScaler, normalizer: InputNormalizer):
         self.model, self.criterion, self.optimizer = model, criterion, optimizer
         self.scaler, self.normalizer, self.device = scaler, normalizer, normalizer.device
-        self.amp, self.dtype = _amp(self.device)
+        self.amp, self.dtype = autocast_settings(self.device)
 
     def __call__(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         """Train on one batch: images (N, 3, S, S) uint8, masks (N, S, S) uint8 (any device).
