@@ -221,3 +221,15 @@ def open_or_create(name: str):
     ds.create_index("key", unique=True)
     ds.save()
     return ds
+
+
+def load_saved_view(ds, name: str):
+    """The saved view ``name`` of ``ds``.
+
+    Raises:
+        BadInputError: ``ds`` has no such view (the message lists those it has).
+    """
+    if not ds.has_saved_view(name):
+        known = ", ".join(ds.list_saved_views()) or "none; run clothcurate flag-errors first"
+        raise BadInputError(f"dataset {ds.name!r} has no saved view {name!r} (saved views: {known})")
+    return ds.load_saved_view(name)

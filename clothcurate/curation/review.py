@@ -17,7 +17,7 @@ from __future__ import annotations
 import errno
 import socket
 
-from clothcurate.curation.db import load_dataset
+from clothcurate.curation.db import load_dataset, load_saved_view
 from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import NUM_CLASSES
 from clothcurate.reports.colors import hex_color
@@ -127,12 +127,7 @@ def start(dataset: str, *, view: str | None = None, port: int = 5151, address: s
     ds = load_dataset(dataset)  # first: it reaches the database (fast failure) and imports FiftyOne
     import fiftyone as fo
 
-    loaded = None
-    if view is not None:
-        if not ds.has_saved_view(view):
-            known = ", ".join(ds.list_saved_views()) or "none; run clothcurate flag-errors first"
-            raise BadInputError(f"dataset {dataset!r} has no saved view {view!r} (saved views: {known})")
-        loaded = ds.load_saved_view(view)
+    loaded = None if view is None else load_saved_view(ds, view)
     apply_color_scheme(ds)
     apply_active_fields(ds)
     return fo.launch_app(ds, view=loaded, port=port, address=address, remote=True, auto=False)

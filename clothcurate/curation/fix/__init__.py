@@ -207,7 +207,7 @@ def accept_suggestions(dataset: str, *, view: str | None = None, key: str | None
     """
     from fiftyone import ViewField as F
 
-    from clothcurate.curation.db import load_dataset
+    from clothcurate.curation.db import load_dataset, load_saved_view
 
     if min_confidence is not None and not 0.0 <= min_confidence <= 1.0:
         raise BadInputError(f"--min-confidence {min_confidence}: give a probability between 0 and 1")
@@ -218,10 +218,7 @@ def accept_suggestions(dataset: str, *, view: str | None = None, key: str | None
     with versions.correction_lock(dataset):
         samples = ds
         if view is not None:
-            if not ds.has_saved_view(view):
-                known = ", ".join(ds.list_saved_views()) or "none; run clothcurate flag-errors first"
-                raise BadInputError(f"dataset {dataset!r} has no saved view {view!r} (saved views: {known})")
-            samples = ds.load_saved_view(view)
+            samples = load_saved_view(ds, view)
         if key is not None:
             _state(ds, dataset, key)  # an unknown key is an error, not an empty selection
             samples = samples.match(F("key") == key)

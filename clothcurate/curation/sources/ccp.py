@@ -67,27 +67,27 @@ class CCPSource(Source):
         bare = sum(1 for p in photos.glob("*.jpg") if p.stem not in annotated)
         return refs, problems, {"photo without annotation": bare}
 
-    def read(self, ref: SampleRef) -> RawSample:
+    @staticmethod
+    def _variable(ref: SampleRef, name: str, what: str) -> tuple[np.ndarray, str]:
+        """Variable ``name`` of the sample's .mat (MATLAB v5 or v7.3) and the file's path."""
         (mat,) = ref.locator
         try:
-            gt = load_array(mat, "groundtruth")
+            value = load_array(mat, name)
         except Exception as e:  # scipy and h5py raise many types for a truncated or odd file
             raise BadSampleError(ref.source_id, f"unreadable .mat ({type(e).__name__}: {e})", mat) from e
-        if gt is None:
-            raise BadSampleError(ref.source_id, "no variable 'groundtruth' in the .mat", mat)
+        if value is None:
+            raise BadSampleError(ref.source_id, f"no variable {name!r} in the {what}", mat)
+        return value, mat
+
+    def read(self, ref: SampleRef) -> RawSample:
+        gt, mat = self._variable(ref, "groundtruth", ".mat")
         if gt.ndim != 2 or not np.issubdtype(gt.dtype, np.integer):
             raise BadSampleError(ref.source_id, f"'groundtruth' is {gt.dtype} {gt.shape}, "
                                  "expected a 2-D integer label array", mat)
         return RawSample(masks={"": gt}, annotation_path=mat)
 
     def read_tags(self, ref: SampleRef) -> np.ndarray:
-        (mat,) = ref.locator
-        try:
-            tags = load_array(mat, "tags")
-        except Exception as e:  # scipy and h5py raise many types for a truncated or odd file
-            raise BadSampleError(ref.source_id, f"unreadable .mat ({type(e).__name__}: {e})", mat) from e
-        if tags is None:
-            raise BadSampleError(ref.source_id, "no variable 'tags' in the image-level .mat", mat)
+        tags, mat = self._variable(ref, "tags", "image-level .mat")
         if tags.ndim > 2 or (tags.ndim == 2 and min(tags.shape) > 1):
             raise BadSampleError(ref.source_id, f"'tags' is {tags.dtype} {tags.shape}, expected a vector of "
                                  "label ids", mat)
