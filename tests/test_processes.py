@@ -88,7 +88,10 @@ def test_interrupted_ingest_leaves_no_process(sig, ccp_dir, tmp_path):
            "--workers", "2"]
     # files, not pipes: a pipe held open by a surviving worker would hang the test instead of failing it
     with open(tmp_path / "stdout", "w") as out, open(tmp_path / "stderr", "w") as err:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, start_new_session=True)
+        # SIGINT as in a terminal: a shell starts background jobs with it ignored, and an ignored
+        # signal stays ignored across exec (Python then never raises KeyboardInterrupt)
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         workers = _wait_for_workers(proc, mark, 2)
         if sig == signal.SIGINT:
