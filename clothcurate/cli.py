@@ -11,6 +11,7 @@ import functools
 import json
 import sys
 import traceback
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import NoReturn
 
@@ -271,26 +272,54 @@ def export_folds(dataset, out, folds, seed, fmt, crop, size, keep_flagged, overw
     click.echo(report.summary())
 
 
-class _ArchitectureChoice(click.Choice):
-    """``--arch`` choices: the model registry (clothcurate.training.models.ARCHITECTURES), read
-    only when an option is checked or help is shown, since importing it loads PyTorch."""
+class _RegistryChoice(click.Choice):
+    """Choices read from a registry (architectures, detectors) only when an option is checked or
+    help is shown, since importing a registry loads PyTorch."""
 
-    def __init__(self):
+    def __init__(self, names: Callable[[], Iterable[str]]):
+        self._names = names
         super().__init__(())
 
     @property
     def choices(self):
-        from clothcurate.training.models import ARCHITECTURES
-
-        return tuple(ARCHITECTURES)
+        return tuple(self._names())
 
     @choices.setter
     def choices(self, value):  # click.Choice.__init__ assigns it; the registry is the source
         pass
 
 
+def _architectures() -> Iterable[str]:
+    from clothcurate.training.models import ARCHITECTURES
+
+    return ARCHITECTURES
+
+
+def _detectors() -> Iterable[str]:
+    import clothcurate.inference  # noqa: F401 - registers the `model` detector
+    from clothcurate.detection import DETECTORS
+
+    return DETECTORS
+
+
+class _DetectorOption(click.Option):
+    """``--detector``: its help lists the detector registry, read only when help is shown; the
+    name is checked by the library (one-line error naming the registry's detectors)."""
+
+    def get_help_record(self, ctx: click.Context):
+        self.help = (f"Person detector: {', '.join(_detectors())} (`model`: a first pass of the run's own model; "
+                     "ssd/ssdlite read COCO weights from your torch hub cache only).")
+        return super().get_help_record(ctx)
+
+
+def _default_detector() -> str:
+    from clothcurate.detection import DEFAULT_DETECTOR
+
+    return DEFAULT_DETECTOR
+
+
 @main.command("train-eval")
-@click.option("--arch", required=True, type=_ArchitectureChoice())
+@click.option("--arch", required=True, type=_RegistryChoice(_architectures))
 @click.option("--recipe", type=click.Choice(list(RECIPES)), default="default", show_default=True,
               help="Preset of the training options below (paper: the paper's recipe exactly); an option "
                    "given explicitly overrides it. Both are recorded in config.json.")
@@ -392,9 +421,8 @@ def report(runs, more_runs, out, dataset):
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Output folder: <stem>.png (15-class mask at the photo's size) and <stem>.json per photo.")
 @click.argument("paths", nargs=-1, required=True)
-@click.option("--detector", default=None,
-              help="Person detector: ssdlite-pedestrian (the default, offline), model (a first pass of the run's "
-                   "model), hog (OpenCV), ssd or ssdlite (torchvision COCO weights from your torch hub cache).")
+@click.option("--detector", cls=_DetectorOption, default=_default_detector,
+              show_default="the registry's default, which runs offline")
 @click.option("--fold", default="all", show_default=True, help="A fold's checkpoint, or all: the folds' ensemble.")
 @click.option("--tta", is_flag=True, help="Horizontal-flip test-time augmentation.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
@@ -416,10 +444,9 @@ def predict(run_dir, out, paths, detector, fold, tta, device, batch_size, overla
     """
     from clothcurate.inference.predict import predict_photos
 
-    chosen = {} if detector is None else {"detector": detector}
-    report = predict_photos(run_dir=run_dir, out_dir=out, paths=paths, fold=fold, tta=tta, device=device,
-                            batch_size=batch_size, strict=strict, overlay=overlay, dataset=dataset, backend=backend,
-                            **chosen)
+    report = predict_photos(run_dir=run_dir, out_dir=out, paths=paths, detector=detector, fold=fold, tta=tta,
+                            device=device, batch_size=batch_size, strict=strict, overlay=overlay, dataset=dataset,
+                            backend=backend)
     click.echo(report.summary())
 
 
