@@ -124,3 +124,24 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def ccp_slice(ccp_pixel, request):
+    """Factory of private datasets: ``ccp_slice(n, seed=s, prefix=p)`` clones n pixel-annotated
+    session samples into a persistent dataset named after the test (tests may edit it); each is
+    deleted after the test."""
+    import fiftyone as fo
+
+    made: list[str] = []
+
+    def make(n: int, *, seed: int, prefix: str):
+        name = f"{prefix}-{request.node.name}".replace("[", "-").replace("]", "")
+        ds = ccp_pixel.take(n, seed=seed).clone(name)
+        ds.persistent = True
+        made.append(name)
+        return ds
+
+    yield make
+    for name in made:
+        fo.delete_dataset(name)

@@ -28,15 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def small(ccp_pixel, request):
+def small(ccp_slice):
     """A private 12-sample slice of the session's CCP dataset (tests may edit it)."""
-    import fiftyone as fo
-
-    name = f"errors-{request.node.name}".replace("[", "-").replace("]", "")
-    ds = ccp_pixel.take(12, seed=1).clone(name)
-    ds.persistent = True
-    yield ds
-    fo.delete_dataset(name)
+    return ccp_slice(12, seed=1, prefix="errors")
 
 
 _PROGRESS = re.compile(r"\d+%\|")   # a tqdm progress line (stderr, before the error)

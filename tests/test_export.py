@@ -20,15 +20,9 @@ from clothcurate.labelmaps import TARGET_CLASSES
 
 
 @pytest.fixture
-def small(ccp_pixel, request):
+def small(ccp_slice):
     """A private 40-sample slice of the session's CCP dataset (tests may tag and edit it)."""
-    import fiftyone as fo
-
-    name = f"export-{request.node.name}".replace("[", "-").replace("]", "")
-    ds = ccp_pixel.take(40, seed=0).clone(name)
-    ds.persistent = True
-    yield ds
-    fo.delete_dataset(name)
+    return ccp_slice(40, seed=0, prefix="export")
 
 
 def _originals(ds) -> dict[str, np.ndarray]:
