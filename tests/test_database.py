@@ -117,3 +117,40 @@ def test_train_eval_stdout_is_only_its_summary(ccp_dir, tmp_path):
     assert "MongoDB" not in run.stdout, run.stdout
     assert "train-eval fpn: " in run.stdout
     assert "pred_fpn written for" in run.stdout  # it did reach the dataset
+
+
+_CLIENT = """
+import sys
+from clothcurate.curation.db import fiftyone
+fiftyone()
+print("connected", flush=True)
+sys.stdin.read()  # stays a client of the database service until the test closes stdin
+"""
+
+
+def test_a_command_that_started_the_bundled_database_closes_its_output_when_it_exits(tmp_path):
+    """The process that starts FiftyOne's bundled database service is not the service's last client:
+    the service outlives it while another command still uses the database. Its stdout and stderr
+    must reach end-of-file when it exits (``out=$(clothcurate status --json)`` must not wait for an
+    unrelated, longer command)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("FIFTYONE_DATABASE_URI", "FIFTYONE_PRIVATE_DATABASE_PORT")}
+    env.update(FIFTYONE_DATABASE_DIR=str(tmp_path / "db"), HOME=str(tmp_path / "user"),
+               CLOTHCURATE_HOME=str(tmp_path / "home"))
+    clients = []
+    try:
+        for _ in range(2):  # the first starts the service, the second attaches to it
+            p = subprocess.Popen([sys.executable, "-c", _CLIENT], env=env, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            clients.append(p)
+            assert p.stdout.readline() == "connected\n", p.stderr.read() if p.poll() is not None else ""
+        first, second = clients
+        out, err = first.communicate(input="", timeout=60)  # EOF on its pipes, the second still attached
+        assert first.returncode == 0, err
+        assert second.poll() is None
+        second.communicate(input="", timeout=60)
+        assert second.returncode == 0
+    finally:
+        for p in clients:
+            if p.poll() is None:
+                p.kill()
+                p.wait()

@@ -15,6 +15,10 @@ race-free:
   none at the same moment both start a ``mongod`` on the same folder, one of which fails ("failed
   to bind to port" after a minute). A per-user lock file serialises the start: the second process
   waits, then attaches.
+- the service outlives the process that started it while other processes use it, and it would
+  inherit that process's stdout and stderr: ``out=$(clothcurate status --json)`` would then wait
+  for an unrelated, longer command to end. The service is started with its output in
+  ``<FIFTYONE_DATABASE_DIR>/log/service.log`` instead.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -138,6 +143,32 @@ def _bundled_start_lock() -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+@contextlib.contextmanager
+def _output_of_started_processes(log: Path) -> Iterator[None]:
+    """Point file descriptors 1 and 2 at ``log`` (``/dev/null`` where it cannot be opened) for the
+    processes started in the block, which inherit them; this process's own output is unchanged
+    before and after."""
+    try:
+        log.parent.mkdir(parents=True, exist_ok=True)
+        target = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError:
+        target = os.open(os.devnull, os.O_WRONLY)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(fd) for fd in (1, 2)]
+    try:
+        for fd in (1, 2):
+            os.dup2(target, fd)
+        yield
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        for fd, copy in zip((1, 2), saved):
+            os.dup2(copy, fd)
+            os.close(copy)
+        os.close(target)
+
+
 def _connect_bundled(fo) -> None:
     """Connect FiftyOne to its bundled database, starting it if no process of this user has."""
     global _bundled_connected
@@ -146,8 +177,9 @@ def _connect_bundled(fo) -> None:
     import fiftyone.core.odm.database as fod
 
     where = f"FiftyOne's bundled MongoDB (FIFTYONE_DATABASE_DIR={fo.config.database_dir})"
+    service_log = Path(fo.config.database_dir) / "log" / "service.log"
     try:
-        with _bundled_start_lock():
+        with _bundled_start_lock(), _output_of_started_processes(service_log):
             fod.get_db_conn()
     except Exception as e:  # noqa: BLE001 - service, permission and pymongo errors come in many types
         log = Path(fo.config.database_dir) / "log" / "mongo.log"
