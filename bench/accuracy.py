@@ -1,7 +1,8 @@
 """Accuracy of training variants side by side: one fold of an export, a reduced size, a fixed budget.
 
 Each variant is a set of :class:`clothcurate.training.config.TrainConfig` changes against the
-``default`` recipe (see ``VARIANTS``). Every variant x seed is one ``train-eval`` run of the same
+``paper`` recipe (the default until this benchmark picked ``cosine+lovasz+tta``, which the
+``default`` variant now equals; see ``_variants``). Every variant x seed is one ``train-eval`` run of the same
 test fold, same size, same epochs; the table prints one line per variant (mean over seeds):
 P / R / F1 / mIoU of the opened and raw predictions, and the IoU of the rare classes that fail
 today (romper, scarf/tie, socks, hat, glasses), in percent, plus the training minutes.
@@ -14,6 +15,13 @@ Usage::
 
 Run folders go under ``--out`` (default: a temporary folder); a re-run with the same ``--out``
 resumes or skips finished runs (train-eval's own resume).
+
+Variants ending in ``+pseudo`` train with the pseudo-masks of the tag-only photos (``train-eval
+--pseudo``) of the teacher run given by ``--pseudo-run`` (a run of the same export and fold, on
+which ``clothcurate pseudo-label --run TEACHER --dataset D`` has been run)::
+
+    python bench/accuracy.py --data folds/ --variants cosine+lovasz+tta,cosine+lovasz+tta+pseudo \
+        --pseudo-run out/acc64/cosine+lovasz+tta-s1 --seeds 1 --epochs 10 --size 64
 """
 
 from __future__ import annotations
@@ -31,14 +39,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 RARE = ("romper", "scarf/tie", "socks", "hat", "glasses")
+PSEUDO = "<--pseudo-run>"  # replaced by the teacher run folder given on the command line
 
 
 def _variants(epochs: int) -> dict[str, dict[str, Any]]:
-    """Variant name -> TrainConfig changes (``recipe`` picks another preset)."""
-    warm = min(epochs - 1, max(1, round(0.05 * epochs)))
+    """Variant name -> TrainConfig changes to the ``paper`` preset (``recipe`` picks another)."""
+    from clothcurate.training.config import default_warmup
+
+    warm = default_warmup(epochs)
+    last = max(1, round(0.3 * epochs))  # average_last: the last 30 % of the epochs (the low-LR tail of cosine)
     return {
-        "default": {},
-        "paper": {"recipe": "paper"},
+        "default": {"recipe": "default"},
+        "paper": {},
         "cosine": {"schedule": "cosine", "warmup_epochs": warm},
         "val_miou": {"monitor": "val_miou"},
         "ce+dice": {"loss": "ce+dice"},
@@ -48,6 +60,16 @@ def _variants(epochs: int) -> dict[str, dict[str, Any]]:
         "scale-aug": {"augment": "scale"},
         "lite2": {"encoder": "tf_efficientnet_lite2"},
         "cosine+lovasz+tta": {"schedule": "cosine", "warmup_epochs": warm, "loss": "ce+lovasz", "tta": True},
+        "cosine+lovasz+tta+pseudo": {"schedule": "cosine", "warmup_epochs": warm, "loss": "ce+lovasz", "tta": True,
+                                     "pseudo": PSEUDO},
+        "default+pseudo": {"recipe": "default", "pseudo": PSEUDO},
+        "rfs": {"sampling": "repeat-factor"},
+        "avg": {"schedule": "cosine", "warmup_epochs": warm, "average_last": last},
+        "rotate": {"augment": "rotate"},
+        "cosine+lovasz+tta+rfs": {"schedule": "cosine", "warmup_epochs": warm, "loss": "ce+lovasz", "tta": True,
+                                  "sampling": "repeat-factor"},
+        "cosine+lovasz+tta+rfs+avg": {"schedule": "cosine", "warmup_epochs": warm, "loss": "ce+lovasz",
+                                      "tta": True, "sampling": "repeat-factor", "average_last": last},
         "unet": {"arch": "unet"},
         "linknet": {"arch": "linknet"},
         "pspnet": {"arch": "pspnet"},
@@ -91,6 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=None, help="folder of the run folders (default: temporary)")
+    parser.add_argument("--pseudo-run", type=Path, default=None,
+                        help="teacher run folder with pseudo-masks (pseudo-label), for the +pseudo variants")
     args = parser.parse_args(argv)
 
     table = _variants(args.epochs)
@@ -98,6 +122,11 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [v for v in names if v not in table]
     if unknown:
         parser.error(f"unknown variant(s) {', '.join(unknown)}; choose from {', '.join(table)}")
+    if any(table[v].get("pseudo") == PSEUDO for v in names) and args.pseudo_run is None:
+        parser.error("the +pseudo variants need --pseudo-run TEACHER_RUN (run clothcurate pseudo-label on it first)")
+    for v in names:
+        if table[v].get("pseudo") == PSEUDO:
+            table[v]["pseudo"] = str(args.pseudo_run.resolve())
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     tmp = Path(tempfile.mkdtemp(prefix="clothcurate-accuracy-"))
     data = args.data
@@ -118,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = []
     for name in names:
         changes = dict(table[name])
-        recipe = changes.pop("recipe", "default")
+        recipe = changes.pop("recipe", "paper")
         per_seed, minutes = [], 0.0
         for seed in seeds:
             options = {"arch": args.arch, "data_dir": str(data), "fold_spec": str(args.fold),

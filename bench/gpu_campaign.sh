@@ -3,7 +3,7 @@
 # compute and the device's 64 MiB transfer, in one call. It
 #   1. installs the carried wheels (no internet there) and prints the versions;
 #   2. times bench/train.py (end-to-end vs synthetic throughput with the uint8 loaders, target >= 90 %);
-#   3. trains FPN 5-fold with the candidate recipe ($EXTRA over `default`) at full size (320 px), and U-Net, LinkNet and
+#   3. trains FPN 5-fold with the default recipe (plus $EXTRA) at full size (320 px), and U-Net, LinkNet and
 #      PSPNet 5-fold beside it on the same GPU when it has >= 40 GiB (each run gets a share of the
 #      CPUs for its loaders);
 #   4. at the budget's end interrupts what still runs (train-eval resumes from last.pt if the
@@ -22,8 +22,8 @@
 #
 # usage: bash bench/gpu_campaign.sh [start] [BUDGET_SECONDS=540]     # the whole campaign
 #        bash bench/gpu_campaign.sh resume [BUDGET_SECONDS]         # same runs, resumed
-# env:   ARCHS="fpn unet linknet pspnet"  RECIPE=default  EXTRA="--tta"  EXPORT=.gpu/export320
-#        (EXTRA="" trains the recipe as it is)
+# env:   ARCHS="fpn unet linknet pspnet"  RECIPE=default  EXTRA="--epochs 30"  EXPORT=.gpu/export320
+#        (EXTRA: options over the recipe; empty by default)
 set -u
 cd "$(dirname "$0")/.."
 MODE=start
@@ -32,9 +32,9 @@ BUDGET=${1:-540}
 END=$((SECONDS + BUDGET))
 EXPORT=${EXPORT:-.gpu/export320}
 RECIPE=${RECIPE:-default}
-# the candidate that beat today's default on the CPU benchmark (docs/results.md: 64 px, 10 epochs,
-# +5.4 F1 / +3.7 mIoU on fold 0); the 2026-11-24 GPU runs are the paper-recipe baseline
-EXTRA=${EXTRA---schedule cosine --warmup-epochs 2 --epochs 40 --loss ce+lovasz --tta}
+# the default recipe is the CPU benchmark's winner (docs/results.md: 64 px, 10 epochs, fold 0, two
+# seeds: cosine + CE+Lovász + flip TTA, 40 epochs); the 2026-11-24 GPU runs are the paper-recipe baseline
+EXTRA=${EXTRA-}
 OUT=${OUT:-out/gpu-out}
 mkdir -p "$OUT" out/campaign
 

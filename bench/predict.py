@@ -22,7 +22,20 @@ registered by :mod:`clothcurate.inference`): each photo predicted by the fold mo
 train on it, mIoU (15 classes, confusion summed over photos) with detector crops (the first of
 ``--detectors``), annotation crops and the whole photo.
 
-Run: ``.venv/bin/python bench/predict.py [--every 1] [--detectors ssdlite-pedestrian,hog,ssd]``.
+Garment presence (``--presence --run RUN_DIR``, instead of the parts above): the 994 CCP photos
+annotated with image-level tags only (ids 1005-1998, ``annotations/image-level/*.mat``, variable
+``tags``; read by the CCP source reader and remapped to Table I as ingest does), each predicted
+end to end as ``clothcurate predict`` does (the first of ``--detectors``, crops, the run's
+ensemble, the run's own flip TTA setting, paste back). A class counts as predicted in a photo when
+its pixels make at least ``--min-share`` of the photo's pixels (default 0.5 %, fixed before the
+measure: a 64-px mask pasted back onto a photo turns a few stray crop pixels into hundreds);
+per class (background left out): photos tagged, photos predicted, precision and recall of
+"predicted" against "tagged", then the macro means at other shares. None of these photos can have
+trained the run (they have no mask). Tag noise included: a tag names a garment CCP's annotators
+listed, which may be hidden or tiny in the photo.
+
+Run: ``.venv/bin/python bench/predict.py [--every 1] [--detectors ssdlite-pedestrian,hog,ssd]``, or
+``.venv/bin/python bench/predict.py --presence --run RUN_DIR [--min-share 0.005]``.
 It prints the machine, one table per part, and writes nothing.
 """
 
@@ -76,7 +89,16 @@ def main() -> None:
                     help="comma-separated registry names")
     ap.add_argument("--device", default="cpu", help="for the torch detectors (and --run)")
     ap.add_argument("--run", type=Path, default=None, help="also measure end-to-end accuracy with this run")
+    ap.add_argument("--presence", action="store_true",
+                    help="instead: garment presence on the 994 tag-only CCP photos (needs --run)")
+    ap.add_argument("--min-share", type=float, default=0.005,
+                    help="--presence: a class is predicted when it covers at least this share of the photo")
     args = ap.parse_args()
+    if args.presence:
+        if args.run is None:
+            ap.error("--presence needs --run RUN_DIR")
+        presence(args)
+        return
 
     e2e = _EndToEnd(args.run, args.device) if args.run else None
     detectors, missing = {}, {}
@@ -167,6 +189,98 @@ class _EndToEnd:
         print(f"full-frame mIoU over {self.judged} photos, out-of-fold models (detector crops: {detector}):")
         for variant, cm in self.cms.items():
             print(f"  {variant:<17} {100 * scores_from_confusion(cm)['mean']['iou']:.1f}")
+
+
+def tag_only_photos(ccp: Path, every: int):
+    """``(stem, photo path, Table I classes its tags name)`` of every ``every``-th CCP photo that
+    has image-level tags only, in name order (the CCP reader and ingest's remap: background
+    dropped; a bad tag file is skipped and named)."""
+    from clothcurate.curation.sources.ccp import CCPSource
+    from clothcurate.errors import BadSampleError
+    from clothcurate.labelmaps import BACKGROUND, TARGET_CLASSES
+
+    source, labelmap = CCPSource(ccp), load_labelmap("ccp")
+    targets = np.asarray(labelmap.targets, dtype=np.int64)                      # source id -> Table I id
+    refs = [r for r in source.scan()[0] if r.annotation == "image"][::every]
+    for ref in refs:
+        try:
+            ids = source.read_tags(ref)
+        except BadSampleError as e:
+            print(f"skipped: {e}")
+            continue
+        if ((ids < 0) | (ids >= len(targets))).any():
+            print(f"skipped {ref.source_id}: a tag id outside the CCP vocabulary")
+            continue
+        yield ref.source_id, Path(ref.image_path), {TARGET_CLASSES[c] for c in np.unique(targets[ids]) if c != BACKGROUND}
+
+
+def presence(args) -> None:
+    """Per-class precision / recall of "class predicted" against the image tags of the tag-only photos."""
+    import torch
+
+    from clothcurate.folders import RunFolder
+    from clothcurate.inference.predict import read_photo, segment_people
+    from clothcurate.inference.segmenter import Segmenter
+    from clothcurate.labelmaps import TARGET_CLASSES
+
+    run = RunFolder.open(args.run)
+    tta = bool(run.options.get("tta"))
+    seg = Segmenter.from_run(run.root, fold="all", device=args.device, tta=tta)
+    name = args.detectors.split(",")[0]
+    detector = create_detector(name, device=args.device, segmenter=seg)
+    size = seg.input_size[0]
+    shares, tagged, stems = [], [], []
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for stem, path, tags in tqdm(list(tag_only_photos(args.ccp, args.every)), desc="tag-only photos",
+                                     unit="photo"):
+            photo = read_photo(path)
+            if isinstance(photo, str):
+                print(f"skipped {path}: {photo}")
+                continue
+            mask, _ = segment_people(photo, detector.detect(photo), seg, size)
+            shares.append(np.bincount(mask.ravel(), minlength=NUM_CLASSES) / mask.size)
+            tagged.append([c in tags for c in TARGET_CLASSES])
+            stems.append(stem)
+    seconds = time.perf_counter() - t0
+    share, truth = np.array(shares), np.array(tagged, bool)                   # (P, K), (P, K)
+    classes = range(1, NUM_CLASSES)                                             # background left out
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.machine()) if Path("/proc/cpuinfo").exists() else ""
+    print(f"machine: {cpu or platform.machine()} CPU, {os.cpu_count()} cores (load {os.getloadavg()[0]:.1f}), "
+          f"torch {torch.__version__} ({torch.get_num_threads()} threads), device {args.device}")
+    print(f"run {run.root} ({run.arch}/{run.encoder}, {size} px, folds {', '.join(map(str, run.checkpoints()))}, "
+          f"flip TTA {'on' if tta else 'off'}); detector {name}")
+    print(f"{len(stems)} tag-only CCP photos ({stems[0]}..{stems[-1]}, every {args.every}), "
+          f"{seconds:.0f} s ({len(stems) / seconds:.2f} photos/s)")
+    print(f"predicted = class pixels >= {100 * args.min_share:g} % of the photo")
+    print(f"{'class':<10} {'tagged':>6} {'predicted':>9} {'both':>5} {'precision':>9} {'recall':>7}")
+
+    def pr(predicted: np.ndarray, k: int) -> tuple[float, float, int]:
+        both = int((predicted[:, k] & truth[:, k]).sum())
+        p = both / predicted[:, k].sum() if predicted[:, k].any() else float("nan")
+        r = both / truth[:, k].sum() if truth[:, k].any() else float("nan")
+        return p, r, both
+
+    predicted = share >= args.min_share
+    for k in classes:
+        p, r, both = pr(predicted, k)
+        print(f"{TARGET_CLASSES[k]:<10} {int(truth[:, k].sum()):>6} {int(predicted[:, k].sum()):>9} {both:>5} "
+              f"{_pct(p):>9} {_pct(r):>7}")
+    print("macro means over classes (a class never predicted / never tagged left out of precision / recall), "
+          "micro over all (photo, class) pairs:")
+    print(f"{'min share':>9} {'macro P':>8} {'macro R':>8} {'micro P':>8} {'micro R':>8}")
+    for cut in sorted({0.0, 0.001, 0.002, args.min_share, 0.01, 0.02, 0.05}):
+        predicted = share > 0 if cut == 0 else share >= cut
+        ps, rs = zip(*(pr(predicted, k)[:2] for k in classes))
+        tp = (predicted[:, 1:] & truth[:, 1:]).sum()
+        label = "any px" if cut == 0 else f"{100 * cut:g} %"
+        print(f"{label:>9} {_pct(np.nanmean(ps)):>8} {_pct(np.nanmean(rs)):>8} "
+              f"{_pct(tp / max(1, predicted[:, 1:].sum())):>8} {_pct(tp / max(1, truth[:, 1:].sum())):>8}")
+
+
+def _pct(x: float) -> str:
+    return "-" if x != x else f"{100 * x:.1f}"
 
 
 if __name__ == "__main__":

@@ -17,9 +17,17 @@ from typing import NoReturn
 
 import click
 
-from clothcurate.errors import BadInputError, ClothcurateError, os_error_message
+from clothcurate.errors import BadInputError, ClothcurateError, StoppedWithOtherRank, exit_status
 from clothcurate.process_setup import setup_command_process
-from clothcurate.training.config import AUGMENTATIONS, LOSSES, MONITORS, RECIPES, SCHEDULES
+from clothcurate.training.config import (
+    AUGMENTATIONS,
+    LOSSES,
+    MONITORS,
+    RECIPES,
+    REPEAT_CLASSES,
+    SAMPLINGS,
+    SCHEDULES,
+)
 from clothcurate.workspace import DEFAULT_DATASET
 
 
@@ -38,17 +46,10 @@ dataset_option = click.option("--dataset", default=DEFAULT_DATASET, show_default
 
 def _exit_for(exc: BaseException) -> tuple[int, str]:
     """Exit code and one-line message of an error that reached the command line."""
-    from clothcurate.workspace import home
-
-    if isinstance(exc, BadInputError):
-        return 2, str(exc)
-    if isinstance(exc, ClothcurateError):
-        return 1, str(exc)
-    if isinstance(exc, OSError):
-        return os_error_message(exc, home=str(home()))
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return 1, (f"unexpected {type(exc).__name__}{': ' + first if first else ''} "
-               "(re-run with `clothcurate --debug ...` for the traceback and report it)")
+    code, message = exit_status(exc)
+    if not isinstance(exc, (ClothcurateError, OSError)):
+        message += " (re-run with `clothcurate --debug ...` for the traceback and report it)"
+    return code, message
 
 
 def _debug() -> bool:
@@ -61,6 +62,10 @@ def _report_and_exit(exc: BaseException) -> NoReturn:
     if isinstance(exc, KeyboardInterrupt):
         click.echo("interrupted; re-run the same command to complete", err=True)
         sys.exit(130)
+    if isinstance(exc, StoppedWithOtherRank):  # a torchrun rank: rank 0 prints the failed rank's line
+        if _debug():
+            traceback.print_exception(exc)
+        sys.exit(exc.exit_code)
     if _debug():
         traceback.print_exception(exc)
     code, message = _exit_for(exc)
@@ -87,7 +92,11 @@ def _handle_errors(fn):
 
 class _Group(click.Group):
     """The command group: errors raised while a command's options are checked (``--dataset``) are
-    reported like the command's own."""
+    reported like the command's own. ``--help`` lists the commands in pipeline order (the order
+    they are defined in), not alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -185,7 +194,12 @@ def flag_errors(dataset, model_run, as_json):
 @click.option("--address", default="localhost", show_default=True, help="Address to serve the App on.")
 @_handle_errors
 def review(dataset, view, port, address):
-    """Launch the FiftyOne App on the dataset; tag samples 'reject' or 'ok'. Ctrl-C stops it."""
+    """Launch the FiftyOne App on the dataset; tag samples 'reject' or 'ok'. Ctrl-C stops it.
+
+    The App's grid offers the clothcurate actions on the selected samples (plugin
+    @clothcurate/review, linked into FIFTYONE_PLUGINS_DIR): accept model suggestions, mark ok,
+    reject, undo the last mask correction.
+    """
     from clothcurate.curation.review import launch
 
     launch(dataset, view=view, port=port, address=address)
@@ -246,6 +260,61 @@ def fix(dataset, key, relabel_spec, region, list_regions, accept_suggestions, vi
         report = fixes.accept_suggestions(dataset, view=view, key=key, min_confidence=min_confidence,
                                           dry_run=dry_run, progress=True)
     click.echo(report.summary())
+
+
+@main.group(cls=_Group)
+def annotate():
+    """Edit masks in a real annotation tool (Label Studio; CVAT untested): send, edit there, load.
+
+    \b
+    clothcurate annotate send --view suspicious --anno-key round1 --url http://localhost:8080 --api-key KEY
+    clothcurate annotate load --anno-key round1 --api-key KEY
+    """
+
+
+def _annotate_backends() -> list[str]:
+    from clothcurate.curation.annotate.backends import BACKENDS
+
+    return list(BACKENDS)
+
+
+_url_option = click.option("--url", default=None, help="The tool's server (default: FIFTYONE_<BACKEND>_URL, else "
+                                                      "http://localhost:8080 for Label Studio; load: the run's).")
+_api_key_option = click.option("--api-key", default=None,
+                               help="The server's API key (default: FIFTYONE_<BACKEND>_API_KEY). Label Studio: "
+                                    "Account & Settings > Legacy Token.")
+_anno_key_option = click.option("--anno-key", required=True, help="Names the annotation run (e.g. round1).")
+
+
+@annotate.command("send")
+@dataset_option
+@click.option("--view", default=None, help="Saved view to send (suspicious, bg-only ...); default: every sample.")
+@click.option("--key", "keys", multiple=True, help="Send only this sample (repeatable), e.g. --key ccp_0004.")
+@click.option("--backend", type=click.Choice(_annotate_backends()), default="labelstudio", show_default=True)
+@_url_option
+@_api_key_option
+@_anno_key_option
+@_handle_errors
+def annotate_send(dataset, view, keys, backend, url, api_key, anno_key):
+    """Upload photos with their current masks (one brush region per class) as pre-annotations."""
+    from clothcurate.curation.annotate import send
+
+    click.echo(send(dataset, anno_key=anno_key, backend=backend, view=view, keys=keys, url=url,
+                    api_key=api_key).summary())
+
+
+@annotate.command("load")
+@dataset_option
+@_anno_key_option
+@_url_option
+@_api_key_option
+@click.option("--cleanup", is_flag=True, help="Afterwards delete the run (its project on the server too).")
+@_handle_errors
+def annotate_load(dataset, anno_key, url, api_key, cleanup):
+    """Bring the edited masks back: each mask that differs becomes a correction (undo: `fix --undo`)."""
+    from clothcurate.curation.annotate import load
+
+    click.echo(load(dataset, anno_key=anno_key, url=url, api_key=api_key, cleanup=cleanup).summary())
 
 
 @main.command("export-folds")
@@ -318,36 +387,50 @@ def _default_detector() -> str:
     return DEFAULT_DETECTOR
 
 
+#: the defaults ``train-eval --help`` shows: the ``default`` recipe's (an option not given takes
+#: its recipe's value, whichever recipe is chosen)
+_RECIPE_DEFAULTS = RECIPES["default"]
+
+
 @main.command("train-eval")
 @click.option("--arch", required=True, type=_RegistryChoice(_architectures))
 @click.option("--recipe", type=click.Choice(list(RECIPES)), default="default", show_default=True,
-              help="Preset of the training options below (paper: the paper's recipe exactly); an option "
-                   "given explicitly overrides it. Both are recorded in config.json.")
-@click.option("--encoder", default="tf_efficientnet_lite0", show_default=True)
+              help="Preset of the training options below, whose defaults shown are the default recipe's "
+                   "(paper: the paper's recipe exactly); an option given explicitly overrides it. Both are "
+                   "recorded in config.json.")
+@click.option("--encoder", default=_RECIPE_DEFAULTS["encoder"], show_default=True)
 @click.option("--encoder-weights", default="imagenet", show_default=True,
               help="imagenet (offline packages or the user's cache) or none (random init).")
 @click.option("--data", "data_dir", type=click.Path(path_type=Path), default=None,
               help="export-folds folder (default: the dataset's latest export).")
 @click.option("--folds", "fold_spec", default="all", show_default=True, help="all or a list like 0,1.")
-@click.option("--epochs", default=100, show_default=True,
+@click.option("--epochs", default=_RECIPE_DEFAULTS["epochs"], show_default=True,
               help="Maximum epochs (plateau schedule) or exact epochs (cosine).")
-@click.option("--patience", default=10, show_default=True,
+@click.option("--patience", default=_RECIPE_DEFAULTS["patience"], show_default=True,
               help="Early stop after this many epochs without improvement (plateau schedule).")
-@click.option("--image-size", default=320, show_default=True)
+@click.option("--image-size", default=_RECIPE_DEFAULTS["image_size"], show_default=True)
 @click.option("--batch-size", default=8, show_default=True)
-@click.option("--lr", default=1e-3, show_default=True, help="Adam's (peak) learning rate.")
-@click.option("--loss", type=click.Choice(LOSSES), default="ce",
+@click.option("--lr", default=_RECIPE_DEFAULTS["lr"], show_default=True, help="Adam's (peak) learning rate.")
+@click.option("--loss", type=click.Choice(LOSSES), default=_RECIPE_DEFAULTS["loss"],
               show_default=True, help="wce: cross-entropy weighted by the training pixels' class shares^-0.5.")
-@click.option("--monitor", type=click.Choice(MONITORS), default="val_loss", show_default=True,
+@click.option("--monitor", type=click.Choice(MONITORS), default=_RECIPE_DEFAULTS["monitor"], show_default=True,
               help="What early stopping and the kept checkpoint follow (the LR plateau follows the loss).")
-@click.option("--schedule", type=click.Choice(SCHEDULES), default="plateau", show_default=True,
+@click.option("--schedule", type=click.Choice(SCHEDULES), default=_RECIPE_DEFAULTS["schedule"], show_default=True,
               help="plateau: LR x0.1 on a validation-loss plateau + early stop; cosine: exactly --epochs "
                    "epochs, linear warm-up then cosine decay, no early stop.")
-@click.option("--warmup-epochs", default=0, show_default=True, help="Warm-up epochs of the cosine schedule.")
-@click.option("--augment", type=click.Choice(AUGMENTATIONS), default="paper", show_default=True,
-              help="Training augmentation: paper (flip, rotation, random crop, noise, brightness) or scale "
-                   "(flip + one affine step: scale +-25 %, rotation +-15 deg, shift +-10 %; noise, brightness).")
-@click.option("--tta/--no-tta", default=False, show_default=True,
+@click.option("--warmup-epochs", default=_RECIPE_DEFAULTS["warmup_epochs"], show_default=True,
+              help="Warm-up epochs of the cosine schedule (not given: 5 % of --epochs, at least 1).")
+@click.option("--augment", type=click.Choice(AUGMENTATIONS), default=_RECIPE_DEFAULTS["augment"], show_default=True,
+              help="Training augmentation: paper (flip, rotation, random crop, noise, brightness), scale "
+                   "(flip + one affine step: scale +-25 %, rotation +-15 deg, shift +-10 %; noise, brightness) or "
+                   "rotate (flip + rotation +-10 deg only; noise, brightness).")
+@click.option("--sampling", type=click.Choice(SAMPLINGS), default=_RECIPE_DEFAULTS["sampling"], show_default=True,
+              help="uniform: every training image once per epoch; repeat-factor: images holding "
+                   f"{', '.join(REPEAT_CLASSES)} drawn more often (LVIS repeat factors, same epoch length).")
+@click.option("--average-last", default=_RECIPE_DEFAULTS["average_last"], show_default=True, type=click.IntRange(min=0),
+              help="Keep the average of the weights of the last N epochs (BatchNorm statistics recomputed) "
+                   "instead of the best epoch; needs --schedule cosine. 0: off.")
+@click.option("--tta/--no-tta", default=_RECIPE_DEFAULTS["tta"], show_default=True,
               help="Predict the test folds as the mean of the image's and its horizontal flip's logits.")
 @click.option("--workers", default=None, type=int,
               help="Data-loader workers per process (default: this node's CPUs shared by its ranks, at most 16).")
@@ -358,6 +441,9 @@ def _default_detector() -> str:
               help="FiftyOne dataset whose latest export is the default --data and that predictions are "
                    "written back to (when FiftyOne and the dataset are reachable).")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--pseudo", type=click.Path(path_type=Path), default=None,
+              help="A teacher run folder with pseudo-masks of the tag-only photos (`clothcurate pseudo-label`): "
+                   "fold k's masks join fold k's training part (never validation or test). Binds the run folder.")
 @click.pass_context
 @_handle_errors
 def train_eval(ctx, **options):
@@ -376,6 +462,7 @@ def train_eval(ctx, **options):
     if options["run_dir"] is None:
         options["run_dir"] = default_run_dir(options["dataset"], options["arch"])
     run_dir, recipe = options.pop("run_dir"), options.pop("recipe")
+    options["pseudo"] = None if options["pseudo"] is None else str(options["pseudo"])
     # an option left at its default takes the recipe's value
     preset = RECIPES.get(recipe, {})
     explicit = {name: value for name, value in options.items()
@@ -384,6 +471,38 @@ def train_eval(ctx, **options):
     text = run_train_eval(config, run_dir=run_dir).summary()
     if text:  # empty on torchrun ranks other than 0
         click.echo(text)
+
+
+@main.command("pseudo-label")
+@click.option("--run", "run_dir", required=True, type=click.Path(path_type=Path),
+              help="The teacher: a train-eval run folder with folds/<k>/best.pt (gets pseudo/).")
+@dataset_option
+@click.option("--threshold", default=None, type=float,
+              help="Softmax a pixel's class needs to be kept (else: ignored in training).  [default: 0.8]")
+@click.option("--detector", cls=_DetectorOption, default=_default_detector,
+              show_default="the registry's default, which runs offline")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--batch-size", default=16, show_default=True, help="Crops per forward pass.")
+@_handle_errors
+def pseudo_label(run_dir, dataset, threshold, detector, device, batch_size):
+    """Pseudo-masks of the tag-only photos (CCP ids 1005-1998) from a run's own fold models.
+
+    Each photo's person is detected and cropped as the export crops; fold k's model predicts it,
+    and a pixel keeps its class only where the photo's image-level tags (or background and
+    skin: always allowed) allow it and its softmax passes --threshold; other pixels are ignored
+    in training. Writes RUN_DIR/pseudo/ (masks of every fold) and the dataset field
+    pseudo_<arch> (the lowest fold's masks, for browsing). Re-running keeps what is up to date.
+
+    \b
+    clothcurate pseudo-label --run runs/fpn --dataset clothcurate
+    clothcurate train-eval --arch fpn --out runs/fpn-pseudo --pseudo runs/fpn
+    """
+    from clothcurate.training.pseudo_label import DEFAULT_THRESHOLD
+    from clothcurate.training.pseudo_label import pseudo_label as run_pseudo_label
+
+    report = run_pseudo_label(run_dir=run_dir, dataset=dataset, device=device, detector=detector,
+                              threshold=DEFAULT_THRESHOLD if threshold is None else threshold, batch_size=batch_size)
+    click.echo(report.summary())
 
 
 @main.command("import-predictions")
@@ -424,9 +543,10 @@ def report(runs, more_runs, out, dataset):
 @click.option("--detector", cls=_DetectorOption, default=_default_detector,
               show_default="the registry's default, which runs offline")
 @click.option("--fold", default="all", show_default=True, help="A fold's checkpoint, or all: the folds' ensemble.")
-@click.option("--tta", is_flag=True, help="Horizontal-flip test-time augmentation.")
+@click.option("--tta/--no-tta", default=None,
+              help="Horizontal-flip test-time augmentation (default: as the run evaluated its test folds).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
-@click.option("--batch-size", default=8, show_default=True, help="Photos per batch.")
+@click.option("--batch-size", default=8, show_default=True, help="Photos per batch (per process under torchrun).")
 @click.option("--overlay", is_flag=True, help="Also write <stem>_overlay.jpg with the class colours.")
 @click.option("--strict", is_flag=True, help="Stop at the first unreadable photo instead of skipping it.")
 @click.option("--dataset", default=None,
@@ -437,17 +557,21 @@ def report(runs, more_runs, out, dataset):
 def predict(run_dir, out, paths, detector, fold, tta, device, batch_size, overlay, strict, dataset, backend):
     """Segment new photos: detect each person, crop, segment, paste back into the photo.
 
-    PATHS: photos, folders (their photos) or glob patterns.
+    PATHS: photos, folders (their photos) or glob patterns. Under torchrun the photos are
+    shared out among the processes (rank 0 prints the summary and writes --dataset).
 
     \b
     clothcurate predict --run runs/fpn --out pred/ photos/ --tta
+    torchrun --nproc_per_node=4 -m clothcurate -- predict --run runs/fpn --out pred/ photos/
     """
     from clothcurate.inference.predict import predict_photos
 
     report = predict_photos(run_dir=run_dir, out_dir=out, paths=paths, detector=detector, fold=fold, tta=tta,
                             device=device, batch_size=batch_size, strict=strict, overlay=overlay, dataset=dataset,
                             backend=backend)
-    click.echo(report.summary())
+    text = report.summary()
+    if text:  # empty on torchrun ranks other than 0
+        click.echo(text)
 
 
 @main.command("export-model")
@@ -456,7 +580,8 @@ def predict(run_dir, out, paths, detector, fold, tta, device, batch_size, overla
 @click.option("--format", "fmt", required=True, metavar="onnx|torchscript", help="Model file format.")
 @click.option("--fold", default="all", show_default=True,
               help="A fold's checkpoint, or all: the folds' ensemble (mean softmax) in one graph.")
-@click.option("--tta", is_flag=True, help="Put horizontal-flip test-time augmentation inside the graph.")
+@click.option("--tta/--no-tta", default=None, help="Put horizontal-flip test-time augmentation inside the "
+              "graph (default: as the run evaluated its test folds).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The model file to write.")
 @_handle_errors
 def export_model(run_dir, fmt, fold, tta, out):

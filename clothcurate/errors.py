@@ -18,6 +18,20 @@ class BadInputError(ClothcurateError):
     """
 
 
+class StoppedWithOtherRank(ClothcurateError):
+    """This ``torchrun`` rank stops because another rank failed; rank 0 prints that rank's error,
+    so the CLI exits with ``exit_code`` without printing (one ``error:`` line per job).
+
+    Args:
+        exit_code: the failed rank's exit code (2 bad input, 1 other failure).
+        message: ``rank R: <its error>`` (shown only under ``--debug``).
+    """
+
+    def __init__(self, exit_code: int, message: str):
+        self.exit_code = exit_code
+        super().__init__(message)
+
+
 class BadSampleError(ClothcurateError):
     """One sample cannot be used; ingest skips it, names it and goes on (unless ``--strict``).
 
@@ -81,3 +95,25 @@ def os_error_message(exc: OSError, *, home: str | None = None) -> tuple[int, str
     if home and path is not None and Path(os.fsdecode(path)).absolute().is_relative_to(Path(home).absolute()):
         advice += " (the workspace: or set CLOTHCURATE_HOME to a writable folder with free space)"
     return 2, f"{where}{what}; {advice}"
+
+
+def exit_status(exc: BaseException) -> tuple[int, str]:
+    """The exit code and one-line message of an error that ends a command.
+
+    Returns:
+        ``(2, message)`` for bad input (``BadInputError``, an ``OSError`` on a path the user
+        chose), the failed rank's code for :class:`StoppedWithOtherRank`, ``(1, message)``
+        otherwise (an unexpected exception: its type and first line).
+    """
+    if isinstance(exc, StoppedWithOtherRank):
+        return exc.exit_code, str(exc)
+    if isinstance(exc, BadInputError):
+        return 2, str(exc)
+    if isinstance(exc, ClothcurateError):
+        return 1, str(exc)
+    if isinstance(exc, OSError):
+        from clothcurate.workspace import home  # workspace imports nothing of this module's users
+
+        return os_error_message(exc, home=str(home()))
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return 1, f"unexpected {type(exc).__name__}{': ' + first if first else ''}"

@@ -25,6 +25,7 @@ _SESSION_MARK = ("CLOTHCURATE_TEST_SESSION", uuid.uuid4().hex)
 os.environ[_SESSION_MARK[0]] = _SESSION_MARK[1]
 os.environ["FIFTYONE_DATABASE_DIR"] = str(_TMP / "mongo")  # never used: the URI below wins
 os.environ["CLOTHCURATE_HOME"] = str(_TMP / "home")
+os.environ["FIFTYONE_PLUGINS_DIR"] = str(_TMP / "plugins")  # review links its plugin here, not in ~/fiftyone
 os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
 os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
 os.environ.setdefault("OMP_NUM_THREADS", "2")

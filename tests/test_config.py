@@ -32,7 +32,7 @@ def test_the_paper_recipe_is_the_papers():
 def test_binding_options_depend_on_the_schedule():
     plateau = TrainConfig(arch="fpn", data_dir="x")
     assert {"arch", "encoder", "encoder_weights", "image_size", "loss", "lr", "seed", "monitor", "schedule",
-            "tta", "augment"} == set(plateau.binding())
+            "tta", "augment", "sampling", "average_last", "pseudo"} == set(plateau.binding())
     cosine = plateau.replace(schedule="cosine", warmup_epochs=2)
     assert {"epochs", "warmup_epochs"} <= set(cosine.binding())
 

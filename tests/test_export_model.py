@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from clothcurate.cli import main
 from clothcurate.errors import BadInputError
+from clothcurate.folders.run import RunFolder
 from clothcurate.geometry import crop_box, crop_image
 from clothcurate.inference.export_model import read_metadata
 from clothcurate.inference.onnx_backend import OnnxRuntimeBackend
@@ -65,7 +66,8 @@ def test_onnx_file_reproduces_pytorch_on_real_photos_and_describes_itself(tiny, 
     assert props["arch"] == "fpn" and props["encoder"] == "tf_efficientnet_lite0"
     meta = read_metadata(out)
     assert meta["input_size"] == [SIZE, SIZE] and meta["classes"] == list(TARGET_CLASSES)
-    assert meta["folds"] == [0] and meta["tta"] is False and meta["mean"] == [0.5, 0.5, 0.5]
+    assert meta["folds"] == [0] and meta["mean"] == [0.5, 0.5, 0.5]
+    assert meta["tta"] is RunFolder.open(run).tta     # not given: as the run evaluated its test folds
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     (inp,), (outp,) = session.get_inputs(), session.get_outputs()
     assert inp.type == "tensor(uint8)" and inp.shape[1:] == [3, SIZE, SIZE] and isinstance(inp.shape[0], str)

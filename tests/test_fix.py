@@ -353,7 +353,7 @@ def test_accept_suggestions_of_a_real_flag_errors_model_run_restores_a_swapped_r
     """An annotator's error (coat region 1 of ccp_0004 labelled footwear, made with fix itself), a run
     folder whose model saw the true classes: flag-errors --model finds the region and accepting
     its suggestion gives back the true mask, pixel for pixel."""
-    from test_flags_model import probs_from
+    from test_flags_model import block_probs
 
     from clothcurate.curation.flags import flag_errors
     from clothcurate.geometry import crop_box
@@ -368,8 +368,8 @@ def test_accept_suggestions_of_a_real_flag_errors_model_run_restores_a_swapped_r
     for key, bbox in zip(keys, boxes):
         h, w = truth[key].shape
         box = crop_box(bbox, width=w, height=h)
-        crop = cv2.resize(truth[key][box[1]:box[3], box[0]:box[2]], (40, 40), interpolation=cv2.INTER_NEAREST)
-        np.savez_compressed(run / "confidence" / f"{key}.npz", probs=probs_from(crop))
+        probs = block_probs(truth[key][box[1]:box[3], box[0]:box[2]], 40)
+        np.savez_compressed(run / "confidence" / f"{key}.npz", probs=probs)
         records.append({"key": key, "fold": 0, "orig_size": [w, h], "crop_box": list(box)})
     (export / "folds.json").write_text(json.dumps({"k": 1, "seed": 0, "samples": records}))
     (run / "config.json").write_text(json.dumps({"options": {"arch": "fpn", "data_dir": str(export)},
@@ -400,3 +400,133 @@ def test_a_lost_corrected_version_is_named_and_undo_still_goes_back(fixds):
     assert _fix(fixds, "--key", "ccp_0004", "--undo").exit_code == 0
     fixds.reload()
     assert _row(fixds, "ccp_0004") == r0
+
+
+def test_model_suggestions_lie_on_the_regions_they_name_and_none_is_dropped(tmp_path, ccp_dir, tmp_home):
+    """Confidence maps as train-eval writes them for 64 px crops (S/4 = 16: one map pixel is the
+    mean softmax over a block of about 34 x 52 photo pixels) of a model that saw the true classes;
+    two annotation errors planted with fix itself (ccp_0004's largest coat region labelled
+    footwear, every pants pixel of ccp_0046 erased to background); ccp_0006 and ccp_0019 clean.
+
+    Every finding's patch in label_issues must lie mostly on the class its line names (the
+    region's class, or background for a missed garment), clean samples get no finding, and
+    accepting the suggestions applies or reports (left alone: N reason) every finding line."""
+    import fiftyone as fo
+
+    from test_flags_model import block_probs
+
+    from clothcurate.curation.fix import accept_suggestions
+    from clothcurate.curation.fix.suggestions import ALREADY, ELSEWHERE, parse_finding
+    from clothcurate.curation.flags import flag_errors
+    from clothcurate.curation.ingest import ingest
+    from clothcurate.geometry import crop_box
+
+    ingest(ccp=make_ccp_subset(tmp_path / "ccp", ccp_dir, ["0004", "0006", "0019", "0046"]), dataset="fix-aligned",
+           progress=False, workers=1)
+    ds = fo.load_dataset("fix-aligned")
+    try:
+        keys, paths, boxes = ds.values(["key", "ground_truth.mask_path", "person.bounding_box"])
+        truth = {k: _read(p) for k, p in zip(keys, paths)}
+        assert _fix(ds, "--key", "ccp_0004", "--relabel", "coat:footwear", "--region", "1").exit_code == 0
+        assert _fix(ds, "--key", "ccp_0046", "--relabel", "pants:background").exit_code == 0
+        run, export = tmp_path / "run", tmp_path / "export"
+        (run / "confidence").mkdir(parents=True)
+        export.mkdir()
+        records = []
+        for key, bbox in zip(keys, boxes):
+            h, w = truth[key].shape
+            box = crop_box(bbox, width=w, height=h)
+            probs = block_probs(truth[key][box[1]:box[3], box[0]:box[2]], 16)
+            np.savez_compressed(run / "confidence" / f"{key}.npz", probs=probs)
+            records.append({"key": key, "fold": 0, "orig_size": [w, h], "crop_box": list(box)})
+        (export / "folds.json").write_text(json.dumps({"k": 1, "seed": 0, "samples": records}))
+        (run / "config.json").write_text(json.dumps({"options": {"arch": "fpn", "data_dir": str(export)},
+                                                     "export_dir": str(export)}))
+        flag_errors(ds.name, model_run=run, progress=False, workers=1)
+        ds.reload()
+        rows = {k: (_read(g), f, i) for k, g, f, i in zip(*ds.values(["key", "ground_truth.mask_path",
+                                                                     "label_findings", "label_issues.mask_path"]))}
+        assert rows["ccp_0006"][1] == [] and rows["ccp_0019"][1] == [], (rows["ccp_0006"][1], rows["ccp_0019"][1])
+        assert any(line.startswith("region labelled footwear (") and "looks like coat" in line
+                   for line in rows["ccp_0004"][1]), rows["ccp_0004"][1]
+        assert any(line.startswith("pants missing? ") for line in rows["ccp_0046"][1]), rows["ccp_0046"][1]
+        n_lines = 0
+        for key, (gt, lines, issues_path) in rows.items():
+            found = [parse_finding(line) for line in lines]
+            assert None not in found
+            n_lines += len(found)
+            if not found:
+                continue
+            issues = _read(issues_path)
+            # each patch (a connected area of one value) lies mostly on a class some line gives
+            named = {(f.given, f.suggested) for f in found}
+            for value in np.unique(issues[issues > 0]):
+                suggested = 0 if value == 255 else int(value)
+                n, patches = cv2.connectedComponents((issues == value).astype(np.uint8), connectivity=8)
+                for r in range(1, n):
+                    under = np.bincount(gt[patches == r], minlength=len(TARGET_CLASSES))
+                    assert (int(under.argmax()), suggested) in named, (
+                        key, TARGET_CLASSES[suggested], {TARGET_CLASSES[c]: int(v) for c, v in enumerate(under) if v},
+                        lines)
+
+        # a label_issues mask whose patch lies beside the region its line names (as masks written
+        # before the fix did): left alone and said why, not applied as an edit nobody proposed
+        issues_path = rows["ccp_0004"][2]
+        good = _read(issues_path)
+        ys, xs = np.nonzero(good == C["coat"])
+        moved = np.zeros_like(good)
+        moved[ys - ys.min(), xs - xs.min()] = C["coat"]  # into the top-left corner of the photo
+        assert np.bincount(rows["ccp_0004"][0][moved > 0]).argmax() == C["background"]
+        cv2.imwrite(issues_path, moved)
+        dry = accept_suggestions(ds.name, key="ccp_0004", dry_run=True, progress=False)
+        assert dry.lines == [] and dry.skipped.get(ELSEWHERE) == 1, dry.summary()
+        assert "left alone: 1 suggestion(s) whose label_issues patch lies mostly on another class" in dry.summary()
+        cv2.imwrite(issues_path, good)
+
+        report = accept_suggestions(ds.name, progress=False)
+        applied = sum(len(r["findings"]) for r in report.records)
+        assert None not in [line for r in report.records for line in r["findings"]]
+        assert applied + sum(report.skipped.values()) == n_lines, report.summary()
+        again = accept_suggestions(ds.name, progress=False)  # accepted before: each one counted, none applied
+        assert again.lines == [] and again.skipped.get(ALREADY) == applied, again.summary()
+        assert sum(again.skipped.values()) == n_lines, again.summary()
+        ds.reload()
+        fixed = {k: _read(p) for k, p in zip(*ds.values(["key", "ground_truth.mask_path"]))}
+        np.testing.assert_array_equal(fixed["ccp_0004"], truth["ccp_0004"])
+        pants_true, pants_now = truth["ccp_0046"] == C["pants"], fixed["ccp_0046"] == C["pants"]
+        assert (pants_true & pants_now).sum() / (pants_true | pants_now).sum() > 0.5, report.summary()
+    finally:
+        ds.delete()
+
+
+def test_every_finding_line_is_applied_or_left_alone_with_its_reason():
+    """suggestions() on arrays: each parsed line ends in exactly one place."""
+    from clothcurate.curation.fix.suggestions import ALREADY, ELSEWHERE, NO_PATCH, UNREADABLE, suggestions
+
+    gt = np.zeros((60, 60), np.uint8)
+    gt[10:30, 10:30] = C["dress"]
+    gt[40:50, 40:50] = C["bag"]
+    issues = np.zeros_like(gt)
+    issues[12:28, 12:28] = C["coat"]                 # on the dress: applied (dress -> coat, the whole region)
+    issues[0:8, 50:58] = 255                         # "bag looks like background", but drawn on background
+    lines = ["region labelled dress (400 px) looks like coat, p=0.95",
+             "region labelled bag (100 px) looks like background, p=0.90",
+             "hat missing? 30 px labelled background look like hat, p=0.80",   # no patch of that class
+             "something a person typed"]
+    plan = suggestions(gt, issues, lines)
+    assert [(s.given, s.suggested, int(s.pixels.sum()), s.finding.line) for s in plan.edits] == [
+        (C["dress"], C["coat"], 400, lines[0])]
+    assert sorted((a.reason, a.finding.line if a.finding else None) for a in plan.left_alone) == sorted([
+        (ALREADY, lines[1]), (NO_PATCH, lines[2]), (UNREADABLE, None)])
+    # "bag looks like background" drawn mostly beside the bag (ccp_0006's shirt in the bench):
+    # misplaced, not "already done"
+    issues[issues == 255] = 0
+    issues[36:56, 36:56] = 255                       # 100 bag pixels, 300 background pixels
+    plan = suggestions(gt, issues, lines[1:2])
+    assert [(a.reason, a.finding.line) for a in plan.left_alone] == [(ELSEWHERE, lines[1])]
+    # the same line with its patch on another garment: not an edit nobody proposed
+    issues[issues == 255] = 0
+    issues[42:48, 42:48] = C["coat"]                 # "dress looks like coat" drawn on the bag
+    issues[12:28, 12:28] = 0
+    plan = suggestions(gt, issues, lines[:1])
+    assert plan.edits == [] and [(a.reason, a.finding.line) for a in plan.left_alone] == [(ELSEWHERE, lines[0])]

@@ -50,6 +50,8 @@ def test_fields_views_and_report(flagged):
     assert [w["label_quality"] for w in report.worst] == sorted(w["label_quality"] for w in report.worst)
     assert set(ds.info["checks"]) == set(report.counts)
     assert "background_only" in ds.get_field("issues").description
+    # a list of strings, as the App needs to show the values (an untyped list shows as a bare name)
+    assert type(ds.get_field("issues").field).__name__ == "StringField"
     summary = report.summary()
     assert "background_only" in summary and "ccp_0536" in summary
     assert report.to_dict()["samples"] == 1004 and report.to_dict()["tag_only"] == 994

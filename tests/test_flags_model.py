@@ -210,8 +210,9 @@ def flagged_with_model(ccp_dataset, tmp_path_factory):
     for key, gt, bbox in zip(keys, gts, boxes):
         h, w = gt.shape
         box = crop_box(bbox, width=w, height=h)
-        crop = cv2.resize(gt[box[1]:box[3], box[0]:box[2]], (S // 4, S // 4), interpolation=cv2.INTER_NEAREST)
-        np.savez_compressed(run / "confidence" / f"{key}.npz", probs=probs_from(crop))
+        # as train-eval writes them: the crop's softmax averaged over blocks (block_probs)
+        probs = block_probs(gt[box[1]:box[3], box[0]:box[2]], S // 4)
+        np.savez_compressed(run / "confidence" / f"{key}.npz", probs=probs)
         records.append({"key": key, "fold": 0, "orig_size": [w, h], "crop_box": list(box)})
     (export / "folds.json").write_text(json.dumps({"k": 1, "seed": 0, "samples": records}))
     (run / "config.json").write_text(json.dumps({"options": {"arch": "fpn", "data_dir": str(export)},
@@ -283,3 +284,14 @@ def test_a_rare_class_the_model_is_unsure_of_is_not_suspect_for_that_alone():
     scores = [model_disagreement.score(ev, stats) for ev in evs]
     assert max(scores[:-1]) < 0.5 <= scores[-1]
     assert all(judge(ev, stats.thresholds).statistic == pytest.approx(0.0, abs=1e-9) for ev in rompers)
+
+
+def block_probs(true: np.ndarray, side: int, p: float = P_TRUE) -> np.ndarray:
+    """(K, side, side) uint8 softmax as train-eval stores it for a model that saw ``true``: each map
+    pixel is the mean over its block of the (H, W) ``true`` crop (the 64 px crop's softmax averaged
+    over 4 x 4 pixels, i.e. over a block of photo pixels), ``p`` on each pixel's class and the rest
+    spread evenly."""
+    share = np.stack([cv2.resize((true == k).astype(np.float32), (side, side), interpolation=cv2.INTER_AREA)
+                      for k in range(NUM_CLASSES)])                                   # (K, side, side)
+    probs = p * share + (1 - p) * (1 - share) / (NUM_CLASSES - 1)
+    return np.round(probs * 255).astype(np.uint8)

@@ -69,7 +69,7 @@ def test_flip_tta_is_flip_equivariant_and_changes_the_prediction(tiny):
     export_dir, run_dir = tiny
     images = _images(export_dir, [s.key for s in read_export(export_dir).samples[:3]])
     tta = Segmenter.from_run(run_dir, fold=0, device="cpu", tta=True)
-    plain = Segmenter.from_run(run_dir, fold=0, device="cpu")
+    plain = Segmenter.from_run(run_dir, fold=0, device="cpu", tta=False)
     p, p_flipped = tta.probabilities(images), tta.probabilities(images.flip(-1))
     assert torch.allclose(p_flipped, p.flip(-1), atol=1e-5)
     assert not torch.allclose(p, plain.probabilities(images), atol=1e-4)

@@ -23,6 +23,7 @@ from click.testing import CliRunner
 
 from clothcurate.cli import main as cli
 from clothcurate.training.augment import build_transform
+from clothcurate.training.config import TrainConfig
 from clothcurate.training.data import SegmentationDataset, decode_samples, read_export
 from clothcurate.training.distributed import setup
 from clothcurate.training.loop import (
@@ -65,7 +66,8 @@ def export_dir(ccp_pixel, tmp_path_factory) -> Path:
 
 
 def _train(export_dir: Path, run_dir: Path, **overrides):
-    options = dict(arch="fpn", encoder=ENCODER, encoder_weights="imagenet", data_dir=export_dir, fold_spec="all",
+    """train_eval with the paper's recipe (plateau: more epochs may follow in the same folder)."""
+    options = dict(recipe="paper", arch="fpn", encoder=ENCODER, encoder_weights="imagenet", data_dir=export_dir, fold_spec="all",
                    epochs=1, patience=10, image_size=SIZE, batch_size=4, lr=1e-3, loss="ce", workers=0,
                    device="cpu", run_dir=run_dir, dataset=None, seed=0)
     return train_eval(**{**options, **overrides})
@@ -97,9 +99,9 @@ def test_a_few_dozen_steps_raise_training_iou(export_dir, tmp_path):
 
     loss0, before = score()
     twice = SegmentationDataset(cache, [*range(len(samples))] * 2, transform=plain.transform)
-    fit = fit_fold(model, train_set=twice, val_set=plain, fold_dir=tmp_path / "fold", epochs=5, patience=100,
-                   lr=1e-3, loss="ce", batch_size=4, workers=0, ctx=ctx, num_classes=15, normalizer=norm,
-                   progress=False)
+    config = TrainConfig(epochs=5, patience=100, lr=1e-3, loss="ce", batch_size=4, workers=0)
+    fit = fit_fold(model, config, train_set=twice, val_set=plain, fold_dir=tmp_path / "fold", ctx=ctx,
+                   num_classes=15, normalizer=norm, progress=False)
     loss1, after = score()
     assert fit.epochs_run == 5 and len(fit.history) == 5   # 5 epochs x 4 steps = 20 Adam steps
     assert loss1 < 0.5 * loss0
@@ -118,7 +120,7 @@ def test_run_folder_follows_the_contract(run_dir, export_dir, ccp_dir):
     assert config["arch"] == config["options"]["arch"] == "fpn" and config["options"]["image_size"] == SIZE
     assert config["export"] == json.loads((export_dir / "export.json").read_text())
     assert config["versions"]["torch"] and config["machine"]["cpu"] and config["finished"]
-    assert config["recipe"]["name"] == "default" and config["options"]["schedule"] == "plateau"
+    assert config["recipe"]["name"] == "paper" and config["options"]["schedule"] == "plateau"
     assert set(config["binds"]) >= {"arch", "encoder", "lr", "loss", "monitor", "seed", "schedule", "tta"}
     assert "epochs" not in config["binds"]                       # plateau: more epochs may follow
 
@@ -258,9 +260,9 @@ def test_resume_adopts_a_best_checkpoint_newer_than_last(export_dir, tmp_path):
     def fit(epochs):
         torch.manual_seed(1)
         model = build_model("fpn", encoder=ENCODER, encoder_weights="imagenet")
-        return fit_fold(model, train_set=ds, val_set=ds, fold_dir=tmp_path / "fold", epochs=epochs, patience=100,
-                        lr=1e-3, loss="ce", batch_size=4, workers=0, ctx=ctx, num_classes=15, progress=False,
-                        normalizer=norm)
+        config = TrainConfig(epochs=epochs, patience=100, lr=1e-3, loss="ce", batch_size=4, workers=0)
+        return fit_fold(model, config, train_set=ds, val_set=ds, fold_dir=tmp_path / "fold", ctx=ctx,
+                        num_classes=15, progress=False, normalizer=norm)
 
     fit(1)
     best = torch.load(tmp_path / "fold" / "best.pt", weights_only=False)
@@ -424,9 +426,9 @@ def test_the_kept_checkpoint_follows_the_monitor(export_dir, tmp_path, monitor):
     ctx = setup("cpu")
     torch.manual_seed(1)
     model = build_model("fpn", encoder=ENCODER, encoder_weights="imagenet")
-    fit = fit_fold(model, train_set=ds, val_set=ds, fold_dir=tmp_path / "fold", epochs=4, patience=100, lr=1e-3,
-                   loss="ce", batch_size=4, workers=0, ctx=ctx, num_classes=15, monitor=monitor, progress=False,
-                   normalizer=InputNormalizer(*encoder_normalization(ENCODER), device=ctx.device))
+    config = TrainConfig(epochs=4, patience=100, lr=1e-3, loss="ce", batch_size=4, workers=0, monitor=monitor)
+    fit = fit_fold(model, config, train_set=ds, val_set=ds, fold_dir=tmp_path / "fold", ctx=ctx, num_classes=15,
+                   progress=False, normalizer=InputNormalizer(*encoder_normalization(ENCODER), device=ctx.device))
     values = [row[monitor] for row in fit.history]
     best = int(np.argmin(values) if monitor == "val_loss" else np.argmax(values))   # first best epoch
     assert fit.best_epoch == best + 1

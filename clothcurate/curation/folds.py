@@ -24,12 +24,11 @@ Example::
 from __future__ import annotations
 
 import numpy as np
-from iterstrat.ml_stratifiers import (
-    MultilabelStratifiedKFold,
-    MultilabelStratifiedShuffleSplit,
-)
+from iterstrat.ml_stratifiers import MultilabelStratifiedKFold
 
 from clothcurate.errors import BadInputError
+# the validation split is training's (train-eval draws it per fold); re-exported for callers of this module
+from clothcurate.training.split import split_validation
 
 __all__ = ["assign_folds", "fold_deviation", "fold_stats", "split_validation"]
 
@@ -203,30 +202,6 @@ def assign_folds(presence: np.ndarray, *, k: int = 5, seed: int = 0, draws: int 
     best = _balance(pf, best, k, counted)
     rng = np.random.default_rng(seq.spawn(1)[0])
     return _refine(pf, best, k, rng, counted=counted, max_batches=max_batches)
-
-
-def split_validation(presence: np.ndarray, *, fraction: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified split of a training part into train and validation samples.
-
-    Args:
-        presence: (N, K) bool class presence of the training part's samples.
-        fraction: share of samples that go to validation (0 < fraction < 1).
-        seed: random state; the same seed gives the same split.
-
-    Returns:
-        ``(train_idx, val_idx)``: sorted int64 indices into ``presence``, disjoint, covering 0..N-1.
-
-    Raises:
-        BadInputError: fraction outside (0, 1), or too few samples for a non-empty split.
-    """
-    p = np.asarray(presence, dtype=bool)
-    if not 0.0 < fraction < 1.0:
-        raise BadInputError(f"validation fraction must be between 0 and 1, got {fraction}")
-    if p.ndim != 2 or len(p) < 2:
-        raise BadInputError(f"need an (N, K) presence array with N >= 2 to split off validation, got {p.shape}")
-    splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
-    train, val = next(splitter.split(np.zeros((len(p), 1)), p))
-    return np.sort(train).astype(np.int64), np.sort(val).astype(np.int64)
 
 
 def fold_stats(pixels: np.ndarray, folds: np.ndarray, *, k: int, classes: list[str] | tuple[str, ...],

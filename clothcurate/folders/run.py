@@ -175,6 +175,12 @@ class RunFolder:
         return int(size) if size else None
 
     @property
+    def tta(self) -> bool:
+        """Whether the run evaluated its test folds with flip test-time augmentation (False for a
+        run made before the option existed)."""
+        return bool(self.options.get("tta", False))
+
+    @property
     def recorded_export(self) -> str | None:
         """The export folder as config.json records it (it may not exist on this machine)."""
         value = self.config.get("export_dir") or self.options.get("data_dir") or self.config.get("data_dir")

@@ -249,7 +249,7 @@ def _run_file(path: Path, fmt: str, images: torch.Tensor) -> torch.Tensor:
 
 
 def export_model(*, run_dir: str | Path, fmt: str, out: str | Path, fold: int | str = "all",
-                 tta: bool = False) -> ExportResult:
+                 tta: bool | None = None) -> ExportResult:
     """Write a run's model as one self-contained ONNX or TorchScript file (atomically).
 
     Args:
@@ -258,7 +258,7 @@ def export_model(*, run_dir: str | Path, fmt: str, out: str | Path, fold: int | 
         out: the file to write (its folder is created; an existing file is replaced).
         fold: a fold number, or ``"all"``: every fold with a checkpoint, their mean softmax in
             one graph (what ``predict`` uses by default).
-        tta: put the horizontal-flip TTA inside the graph.
+        tta: put the horizontal-flip TTA inside the graph; None: as the run evaluated its test folds.
 
     Returns:
         :class:`ExportResult`.
@@ -275,6 +275,7 @@ def export_model(*, run_dir: str | Path, fmt: str, out: str | Path, fold: int | 
     if out.is_dir():
         raise BadInputError(f"--out {out}: is a folder; give the model file to write (e.g. {out / 'model.' + fmt})")
     segmenter = Segmenter.from_run(run_dir, fold=fold, device="cpu", tta=tta)
+    tta = segmenter.tta
     spec = segmenter.spec
     found = sorted(RunFolder.open(run_dir).checkpoints())
     folds = found if str(fold).strip().lower() == "all" else [int(fold)]

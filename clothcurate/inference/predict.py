@@ -25,6 +25,14 @@ With ``dataset``, the photos are also added to (or updated in) a FiftyOne datase
 A photo that cannot be read is skipped and named in the report (the others are still done);
 ``strict=True`` stops at the first. Re-running rewrites the same files.
 
+Under ``torchrun --nproc_per_node=N`` (the process group of training,
+:mod:`clothcurate.training.distributed`) the photos are shared out: rank r takes every N-th photo
+of the list from r on, writes their files, and rank 0 gathers the per-photo results, writes the
+dataset alone and returns the report of all photos (skipped ones included). An error on any rank
+stops every rank at its next batch with one error line (:mod:`.scale_out`). Masks do not depend on
+N: each photo's crops are segmented on their own (the ``model`` detector batches photos in its
+first pass, where the batch can change the float rounding of its boxes).
+
 Example::
 
     report = predict_photos(run_dir="runs/fpn", out_dir="pred/", paths=["photos/"])
@@ -34,6 +42,7 @@ Example::
 from __future__ import annotations
 
 import glob
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,13 +54,15 @@ import torch
 from tqdm.auto import tqdm
 
 from clothcurate.atomic import atomic_path, write_json
-from clothcurate.errors import BadInputError
+from clothcurate.errors import BadInputError, StoppedWithOtherRank
 from clothcurate.geometry import crop_box, crop_image, paste_back
 from clothcurate.detection import DEFAULT_DETECTOR, DETECTORS, PersonBox, create_detector
 from clothcurate.garment_colors import garment_colors
+from clothcurate.inference.scale_out import agree
 from clothcurate.inference.segmenter import Segmenter
 from clothcurate.inference.to_dataset import PhotoPrediction
 from clothcurate.masks import write_mask_png
+from clothcurate.training.distributed import DistContext, setup
 
 __all__ = ["PHOTO_SUFFIXES", "PredictReport", "find_photos", "predict_photos", "segment_people", "read_photo"]
 
@@ -71,6 +82,9 @@ class PredictReport:
         models: models applied per crop (folds of the ensemble).
         dataset: ``(name, samples in it)`` when the photos were added to a FiftyOne dataset.
         seconds: wall time.
+        ranks: processes that shared the photos (``torchrun --nproc_per_node``; 1 alone).
+        is_main: False on torchrun ranks other than 0, whose report is empty (rank 0's holds
+            every rank's photos).
     """
 
     out_dir: Path
@@ -81,12 +95,17 @@ class PredictReport:
     models: int = 1
     dataset: tuple[str, int] | None = None
     seconds: float = 0.0
+    ranks: int = 1
+    is_main: bool = True
 
     def summary(self) -> str:
-        """A few lines for the terminal."""
+        """A few lines for the terminal (empty on torchrun ranks other than 0, so a job prints it once)."""
+        if not self.is_main:
+            return ""
         n = len(self.written)
+        ranks = f"{self.ranks} processes, " if self.ranks > 1 else ""
         lines = [f"predict: {n} photo(s) segmented into {self.out_dir} ({self.persons} person(s), "
-                 f"{self.models} model(s), {self.seconds:.1f} s, {n / max(self.seconds, 1e-9):.2f} photos/s)"]
+                 f"{self.models} model(s), {ranks}{self.seconds:.1f} s, {n / max(self.seconds, 1e-9):.2f} photos/s)"]
         if self.dataset:
             lines.append(f"  FiftyOne dataset {self.dataset[0]!r}: pred, persons, garments ({self.dataset[1]} samples)")
         if self.whole_photo:
@@ -191,10 +210,17 @@ def _write_overlay(path: Path, photo: np.ndarray, mask: np.ndarray) -> None:
 
 
 def predict_photos(*, run_dir: str | Path, out_dir: str | Path, paths: Sequence[str | Path],
-                   detector: str = DEFAULT_DETECTOR, fold: int | str = "all", tta: bool = False,
+                   detector: str = DEFAULT_DETECTOR, fold: int | str = "all", tta: bool | None = None,
                    device: str = "auto", batch_size: int = 8, strict: bool = False, overlay: bool = False,
                    dataset: str | None = None, progress: bool = True, backend: str = "torch") -> PredictReport:
     """Segment photos with a trained run (see the module docstring for the outputs).
+
+    Under ``torchrun --nproc_per_node=N`` every rank runs this function: rank r segments the
+    photos r, r + N, r + 2N ... of the photo list (as :func:`find_photos` orders it) on its own
+    device (``cuda:LOCAL_RANK`` on a GPU machine, else the CPU), writing their files; rank 0
+    gathers the per-photo results, alone writes the FiftyOne dataset and returns the whole report
+    (the other ranks' reports have ``is_main`` False). The ranks meet after each batch: an error
+    on any rank stops every rank there, rank 0 raising it (:mod:`.scale_out`).
 
     Args:
         run_dir: a train-eval run folder with ``folds/<k>/best.pt``.
@@ -203,14 +229,14 @@ def predict_photos(*, run_dir: str | Path, out_dir: str | Path, paths: Sequence[
         detector: a key of :data:`clothcurate.detection.DETECTORS` (``model``: a first pass of the
             run's model, :mod:`.model_detector`).
         fold: a fold number or ``"all"`` (the ensemble of the run's folds, mean softmax).
-        tta: horizontal-flip test-time augmentation.
+        tta: horizontal-flip test-time augmentation; None: as the run evaluated its test folds.
         device: ``auto``, ``cpu`` or ``cuda``.
-        batch_size: photos per detection batch (their crops form one segmentation batch).
+        batch_size: photos per detection batch per rank (their crops form one segmentation batch).
         strict: stop at the first unreadable photo instead of skipping it.
         overlay: also write ``<stem>_overlay.jpg``.
         dataset: also add the photos to this FiftyOne dataset (``pred``, ``persons``,
             ``garments``; :mod:`.to_dataset`), created when missing.
-        progress: a tqdm bar.
+        progress: a tqdm bar (rank 0; it counts the photos of every rank).
         backend: ``torch``, or ``onnx``: the models' forward pass on ONNX Runtime (CPU;
             :mod:`.onnx_backend`), the rest of the pipeline unchanged.
 
@@ -220,73 +246,134 @@ def predict_photos(*, run_dir: str | Path, out_dir: str | Path, paths: Sequence[
     Raises:
         BadInputError: no photos, a bad run folder / fold / detector / device, an unreadable
             photo with ``strict``, or an output folder that cannot be written.
+        StoppedWithOtherRank: under torchrun, on ranks other than 0 when some rank failed.
     """
     t0 = time.perf_counter()
-    if batch_size < 1:
-        raise BadInputError(f"--batch-size {batch_size}: must be at least 1")
-    if detector not in DETECTORS:  # before loading any model
-        raise BadInputError(f"--detector {detector!r}: unknown; choose one of {', '.join(sorted(DETECTORS))}")
-    photos = find_photos(paths)
-    if dataset is not None:  # before any work: a dataset predictions cannot go to
-        from clothcurate.inference.to_dataset import check_dataset
+    # the ONNX Runtime backend runs on the CPU: its ranks meet over gloo, even on a GPU machine
+    # (Segmenter.from_run refuses it another device, with the reason)
+    onnx = str(backend).strip().lower() == "onnx"
+    try:
+        ctx = setup("cpu" if onnx else device)
+    except BadInputError as e:  # before the ranks are joined: every rank fails alike, rank 0 says it
+        rank = int(os.environ.get("RANK", "0"))
+        if rank == 0:
+            raise
+        raise StoppedWithOtherRank(2, f"rank 0: {e}") from e
+    try:
+        return _predict(ctx, t0=t0, run_dir=run_dir, out_dir=out_dir, paths=paths, detector=detector, fold=fold,
+                        tta=tta, device=device if onnx else ctx.device, batch_size=batch_size, strict=strict,
+                        overlay=overlay, dataset=dataset, progress=progress, backend=backend)
+    finally:
+        ctx.close()
 
-        check_dataset(dataset)
-    segmenter = Segmenter.from_run(run_dir, fold=fold, device=device, tta=tta, backend=backend)
-    finder = create_detector(detector, segmenter=segmenter, device=segmenter.device)
+
+@dataclass
+class _Shard:
+    """What one rank did (gathered on rank 0)."""
+
+    written: list[tuple[int, PhotoPrediction, bool]] = field(default_factory=list)  # (index, record, no person)
+    skipped: list[tuple[int, str, str]] = field(default_factory=list)               # (index, photo, reason)
+
+
+def _predict(ctx: DistContext, *, t0: float, run_dir, out_dir, paths, detector, fold, tta, device, batch_size,
+             strict, overlay, dataset, progress, backend) -> PredictReport:
+    """:func:`predict_photos` on one rank (``device``: this rank's)."""
+    error: Exception | None = None
+    try:  # the preparation: every rank does it (the same inputs), rank 0 alone checks the dataset
+        if batch_size < 1:
+            raise BadInputError(f"--batch-size {batch_size}: must be at least 1")
+        if detector not in DETECTORS:  # before loading any model
+            raise BadInputError(f"--detector {detector!r}: unknown; choose one of {', '.join(sorted(DETECTORS))}")
+        photos = find_photos(paths)
+        if dataset is not None and ctx.is_main:  # before any work: a dataset predictions cannot go to
+            from clothcurate.inference.to_dataset import check_dataset
+
+            check_dataset(dataset)
+        segmenter = Segmenter.from_run(run_dir, fold=fold, device=device, tta=tta, backend=backend)
+        finder = create_detector(detector, segmenter=segmenter, device=segmenter.device)
+        out = Path(out_dir).expanduser()
+        inputs = {p.resolve() for p in photos}
+        for p in photos:  # e.g. --out photos/ with PNG photos: never overwrite an input
+            for name in (f"{p.stem}.png", f"{p.stem}.json", f"{p.stem}_overlay.jpg"):
+                if (out / name).resolve() in inputs:
+                    raise BadInputError(f"{out / name}: is one of the photos to segment and would be overwritten "
+                                        f"by {p.name}'s output; pass another --out")
+    except Exception as e:  # noqa: BLE001 - every rank hears of it at agree()
+        error = e
+    agree(ctx, error=error)
+    try:  # after the dataset check: a refused dataset leaves no output folder
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise BadInputError(f"{out}: cannot create the output folder ({e.strerror or e}); "
+                                "pass another --out") from e
+    except BadInputError as e:
+        error = e
+    agree(ctx, error=error)
+
     find_people = getattr(finder, "detect_many", None) or (lambda images: [finder.detect(i) for i in images])
     size = segmenter.input_size[0]
     classes = list(segmenter.spec.classes)
-    out = Path(out_dir).expanduser()
-    inputs = {p.resolve() for p in photos}
-    for p in photos:  # e.g. --out photos/ with PNG photos: never overwrite an input
-        for name in (f"{p.stem}.png", f"{p.stem}.json", f"{p.stem}_overlay.jpg"):
-            if (out / name).resolve() in inputs:
-                raise BadInputError(f"{out / name}: is one of the photos to segment and would be overwritten "
-                                    f"by {p.name}'s output; pass another --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise BadInputError(f"{out}: cannot create the output folder ({e.strerror or e}); pass another --out") from e
-    report = PredictReport(out_dir=out, models=len(segmenter.models))
-    done: list[PhotoPrediction] = []
-    with tqdm(total=len(photos), desc="predict", unit="photo", disable=not progress, leave=False) as bar:
-        for start in range(0, len(photos), batch_size):
-            chunk, images = [], []
-            for path in photos[start:start + batch_size]:
-                image = read_photo(path)
-                if isinstance(image, str):
-                    if strict:
-                        raise BadInputError(f"{path}: {image}; fix or remove it, or run without --strict")
-                    report.skipped.append((str(path), image))
-                    bar.update(1)
-                    continue
-                chunk.append(path)
-                images.append(image)
-            for path, image, people in zip(chunk, images, find_people(images)):
-                mask, _ = segment_people(image, people, segmenter, size)
-                height, width = mask.shape
-                record = PhotoPrediction(photo=path, mask=out / f"{path.stem}.png", size=(width, height),
-                                         persons=[p.to_dict() for p in people],
-                                         garments=garment_colors(image, mask, classes=classes))
-                try:
-                    write_mask_png(record.mask, mask)
-                    write_json(out / f"{path.stem}.json",
-                               {"photo": str(path.resolve()), "size": [width, height],
-                                "persons": record.persons, "garments": record.garments})
-                    if overlay:
-                        _write_overlay(out / f"{path.stem}_overlay.jpg", image, mask)
-                except OSError as e:
-                    raise BadInputError(f"{out}: cannot write the outputs of {path.name} ({e}); "
-                                        "pass a writable --out") from e
-                done.append(record)
-                report.written.append(path.stem)
-                report.persons += len(people)
-                if not people:
-                    report.whole_photo.append(path.name)
-                bar.update(1)
-    if dataset is not None and done:
+    mine = ctx.shard(list(enumerate(photos)))
+    # the same number of meetings on every rank: the largest shard's batches
+    steps = -(-len(photos[::ctx.world_size]) // batch_size)
+    shard = _Shard()
+    with tqdm(total=len(photos), desc="predict", unit="photo", disable=not (progress and ctx.is_main),
+              leave=False) as bar:
+        for step in range(steps):
+            batch = mine[step * batch_size:(step + 1) * batch_size]
+            try:
+                _predict_batch(batch, shard, find_people=find_people, segmenter=segmenter, size=size,
+                               classes=classes, out=out, strict=strict, overlay=overlay)
+            except Exception as e:  # noqa: BLE001 - every rank hears of it at agree()
+                error = e
+            bar.update(agree(ctx, error=error, done=len(batch)))
+
+    shards: list[_Shard] = ctx.gather(shard)
+    report = PredictReport(out_dir=out, models=len(segmenter.models), ranks=ctx.world_size, is_main=ctx.is_main)
+    if not ctx.is_main:
+        report.seconds = time.perf_counter() - t0
+        return report
+    written = sorted((item for s in shards for item in s.written), key=lambda item: item[0])
+    report.written = [record.photo.stem for _, record, _ in written]
+    report.persons = sum(len(record.persons) for _, record, _ in written)
+    report.whole_photo = [record.photo.name for _, record, whole in written if whole]
+    report.skipped = [(photo, why) for _, photo, why in sorted(item for s in shards for item in s.skipped)]
+    if dataset is not None and written:
         from clothcurate.inference.to_dataset import add_to_dataset
 
-        report.dataset = (dataset, add_to_dataset(dataset, done))
+        report.dataset = (dataset, add_to_dataset(dataset, [record for _, record, _ in written]))
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _predict_batch(batch: Sequence[tuple[int, Path]], shard: _Shard, *, find_people, segmenter: Segmenter,
+                   size: int, classes: list[str], out: Path, strict: bool, overlay: bool) -> None:
+    """Read, detect, segment and write one batch of ``(index in the photo list, photo)``."""
+    chunk, images = [], []
+    for index, path in batch:
+        image = read_photo(path)
+        if isinstance(image, str):
+            if strict:
+                raise BadInputError(f"{path}: {image}; fix or remove it, or run without --strict")
+            shard.skipped.append((index, str(path), image))
+            continue
+        chunk.append((index, path))
+        images.append(image)
+    for (index, path), image, people in zip(chunk, images, find_people(images)):
+        mask, _ = segment_people(image, people, segmenter, size)
+        height, width = mask.shape
+        record = PhotoPrediction(photo=path, mask=out / f"{path.stem}.png", size=(width, height),
+                                 persons=[p.to_dict() for p in people],
+                                 garments=garment_colors(image, mask, classes=classes))
+        try:
+            write_mask_png(record.mask, mask)
+            write_json(out / f"{path.stem}.json",
+                       {"photo": str(path.resolve()), "size": [width, height],
+                        "persons": record.persons, "garments": record.garments})
+            if overlay:
+                _write_overlay(out / f"{path.stem}_overlay.jpg", image, mask)
+        except OSError as e:
+            raise BadInputError(f"{out}: cannot write the outputs of {path.name} ({e}); "
+                                "pass a writable --out") from e
+        shard.written.append((index, record, not people))

@@ -164,14 +164,15 @@ class Segmenter:
 
     @classmethod
     def from_run(cls, run_dir: str | Path, *, fold: int | str = "all", device: str | torch.device = "auto",
-                 tta: bool = False, backend: str = "torch") -> Segmenter:
+                 tta: bool | None = None, backend: str = "torch") -> Segmenter:
         """The model of one fold of a train-eval run, or the ensemble of all its folds.
 
         Args:
             run_dir: the run folder (``folds/<k>/best.pt``).
             fold: a fold number, or ``"all"`` for every fold that has a checkpoint.
             device: ``auto``, ``cpu`` or ``cuda``.
-            tta: horizontal-flip test-time augmentation.
+            tta: horizontal-flip test-time augmentation; None: as the run evaluated its test
+                folds (its ``tta`` option), so predictions match the run's scores.
             backend: ``torch``, or ``onnx``: the forward pass on ONNX Runtime (CPU only; the
                 models exported in memory, :mod:`.onnx_backend`).
 
@@ -189,6 +190,8 @@ class Segmenter:
                                     "(or auto), or --backend torch for the GPU")
             device = "cpu"
         run = RunFolder.open(run_dir)
+        if tta is None:
+            tta = run.tta
         found = run.checkpoints()
         if not found:
             raise BadInputError(f"{run.folds_dir}: no folds/<k>/best.pt checkpoint; train the run first "

@@ -2,7 +2,9 @@
 
 The pipeline, one module per step:
 
-* ``data`` / ``augment`` read an export folder (docs/contracts.md) into tensors;
+* ``data`` / ``augment`` read an export folder (docs/contracts.md) into tensors; ``split`` holds
+  out each fold's validation images; ``sampling`` draws the training images (uniform or
+  repeat-factor);
 * ``models`` builds FPN / U-Net / LinkNet / PSPNet (segmentation-models-pytorch) and ``weights``
   loads ImageNet encoder weights offline;
 * ``loop`` / ``distributed`` train one fold (optionally under DDP), ``run`` drives the 5 folds;

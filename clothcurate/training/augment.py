@@ -1,11 +1,13 @@
-"""The online augmentation with albumentations: the paper's (Sec. IV-B) or a scale-jitter variant.
+"""The online augmentation with albumentations: the paper's (Sec. IV-B), scale-jitter or rotation.
 
 Policy ``paper`` (the default): horizontal flip, rotation (+-15 degrees, background fill), random
 crop resized back to ``S x S`` (RandomResizedCrop, 60-100 % of the area), Gaussian noise,
 brightness and contrast. Policy ``scale``: horizontal flip, one affine step scaling the person by
 +-25 % (zoom out as well as in, so the model also sees smaller people), rotating +-15 degrees and
-shifting up to 10 %, then the same noise and photometric steps. A flip keeps every label: the 15
-classes have no left/right pairs.
+shifting up to 10 %, then the same noise and photometric steps. Policy ``rotate``: horizontal
+flip and a rotation of +-10 degrees as the only geometric steps (no crop, no scaling), then the
+same noise and photometric steps: it measures rotation on its own (``scale`` rotates too). A
+flip keeps every label: the 15 classes have no left/right pairs.
 Masks follow every geometric step with nearest-neighbour interpolation, so only the original
 class ids appear; pixels rotated in from outside become background (0). Validation and test get
 no augmentation. Both end by converting to tensors that stay uint8 (image (3, S, S), mask (S, S)):
@@ -56,6 +58,21 @@ def _scale_augmentation() -> list[A.BasicTransform]:
     ]
 
 
+def _rotate_augmentation() -> list[A.BasicTransform]:
+    """Flip, then a rotation of +-10 degrees (masks: nearest neighbour, rotated-in pixels: background)."""
+    return [
+        A.HorizontalFlip(p=0.5),
+        A.Rotate(limit=10, interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST,
+                 border_mode=cv2.BORDER_CONSTANT, fill=0, fill_mask=0, p=0.8),
+        A.GaussNoise(std_range=(0.02, 0.08), p=0.3),
+        A.RandomBrightnessContrast(brightness_limit=0.2, contrast_limit=0.2, p=0.5),
+    ]
+
+
+_POLICIES = {"paper": _paper_augmentation, "scale": lambda size: _scale_augmentation(),
+             "rotate": lambda size: _rotate_augmentation()}
+
+
 def build_transform(*, size: int, train: bool, policy: str = "paper") -> A.Compose:
     """The transform of one split.
 
@@ -71,6 +88,6 @@ def build_transform(*, size: int, train: bool, policy: str = "paper") -> A.Compo
     """
     if policy not in AUGMENTATIONS:
         raise BadInputError(f"--augment {policy!r}: use one of {', '.join(AUGMENTATIONS)}")
-    steps = ([] if not train else _paper_augmentation(size) if policy == "paper" else _scale_augmentation())
+    steps = _POLICIES[policy](size) if train else []
     steps.append(ToTensorV2())
     return A.Compose(steps)

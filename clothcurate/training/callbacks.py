@@ -9,7 +9,9 @@ them is a :class:`Callback` with hooks called on every rank, in list order:
 * :class:`EarlyStopping`: stops after ``patience`` epochs without a better monitored value;
 * :class:`LastCheckpoint`: ``last.pt`` (everything needed to resume, every rank's RNG states)
   and ``history.csv`` after every epoch;
-* :class:`ProgressLog`: one line per epoch.
+* :class:`ProgressLog`: one line per epoch;
+* :class:`WeightAveraging` (``average_last``): the equal-weight average of the last epochs'
+  weights (``torch.optim.swa_utils.AveragedModel``) becomes the kept model at the fit's end.
 
 Their shared progress is one :class:`FitState` (saved in ``last.pt`` as a plain dict, the layout
 run folders have always had). A new training lever is a new callback chosen by an option, not
@@ -18,7 +20,8 @@ a branch in the loop. Only rank 0 writes files.
 Checkpoints describe their model: both files carry a ``model`` description (architecture,
 encoder, class names, input size (H, W), mean/std; :class:`clothcurate.training.models.ModelSpec`)
 beside the weights: ``best.pt`` = ``{"state_dict", "model": spec, "epoch", "metric",
-"val_loss", "val_miou"}``; ``last.pt`` keeps the weights under ``model`` (resumable run folders
+"val_loss", "val_miou"}`` (an averaged model: ``metric`` = ``"average_last"`` and
+``averaged_epochs`` = the epochs averaged); ``last.pt`` keeps the weights under ``model`` (resumable run folders
 predate the description) and the description under ``spec``.
 """
 
@@ -28,7 +31,7 @@ import csv
 import io
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,13 +39,15 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, update_bn
 from tqdm.auto import tqdm
 
 from clothcurate.atomic import atomic_path, write_bytes
 from clothcurate.training.distributed import DistContext
 
 __all__ = ["FitState", "Fit", "Callback", "PlateauSchedule", "WarmupCosineSchedule", "BestCheckpoint",
-           "EarlyStopping", "LastCheckpoint", "ProgressLog", "monitor_score", "resume", "HISTORY_COLUMNS"]
+           "EarlyStopping", "LastCheckpoint", "ProgressLog", "WeightAveraging", "monitor_score", "resume",
+           "HISTORY_COLUMNS"]
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_miou", "lr", "seconds")
 
@@ -120,6 +125,9 @@ class Callback:
 
     def on_epoch_end(self, fit: Fit, row: dict[str, float]) -> None:
         """After validation; ``row`` is the epoch's history row (already in ``fit.state``)."""
+
+    def on_fit_end(self, fit: Fit) -> None:
+        """After the last epoch (also when a finished fit is run again: must be repeatable)."""
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -280,7 +288,15 @@ def _write_history(path: Path, history: Sequence[dict[str, float]]) -> None:
 
 class LastCheckpoint(Callback):
     """Writes ``last.pt`` (model, optimizer, scheduler, scaler, epoch, history, state, every
-    rank's RNG states, the model description) and ``history.csv`` after every epoch."""
+    rank's RNG states, the model description) and ``history.csv`` after every epoch.
+
+    Args:
+        keep: callbacks whose ``state_dict`` goes in ``last.pt`` too (key ``callbacks``, by class
+            name; :func:`resume` gives it back).
+    """
+
+    def __init__(self, keep: Sequence[Callback] = ()):
+        self.keep = list(keep)
 
     def on_epoch_end(self, fit: Fit, row: dict[str, float]) -> None:
         rngs = fit.ctx.gather(rng_state())            # every rank takes part; rank 0 writes
@@ -290,7 +306,9 @@ class LastCheckpoint(Callback):
         _atomic_save({"model": fit.model.state_dict(), "optimizer": fit.optimizer.state_dict(),
                       "scheduler": fit.schedule.state_dict() if fit.schedule else {},
                       "scaler": fit.scaler.state_dict(), "epoch": state.epoch, "history": state.history,
-                      "state": state.to_dict(), "rng": rngs, "spec": fit.spec}, fit.fold_dir / "last.pt")
+                      "state": state.to_dict(), "rng": rngs, "spec": fit.spec,
+                      "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.keep}},
+                     fit.fold_dir / "last.pt")
         _write_history(fit.fold_dir / "history.csv", state.history)
 
 
@@ -305,6 +323,64 @@ class ProgressLog(Callback):
             tqdm.write(f"fold {fit.fold_dir.name} epoch {row['epoch']}: train_loss {row['train_loss']:.4f}  "
                        f"val_loss {row['val_loss']:.4f}  val_mIoU {row['val_miou']:.3f}  lr {row['lr']:.1e}  "
                        f"{row['seconds']:.1f}s" + ("  *" if fit.improved else ""))
+
+
+class WeightAveraging(Callback):
+    """Averages the weights of the last ``count`` epochs with equal weights (SWA-style, at the
+    end of each of those epochs; ``torch.optim.swa_utils.AveragedModel``) and, at the fit's end,
+    makes the average the kept model: its BatchNorm statistics are recomputed on the training
+    loader (``swa_utils.update_bn``: running statistics of the last weights do not fit averaged
+    weights), it is validated, and ``best.pt`` is replaced by it (same layout, ``metric`` =
+    ``"average_last"``, ``averaged_epochs``). Under DDP the parameters are equal on every rank;
+    rank 0's recomputed BatchNorm statistics are broadcast so every rank predicts with one model.
+    Its state (the running average) is saved in ``last.pt``, so a resumed fold keeps averaging.
+
+    Args:
+        model: the unwrapped network, already on its device (copied once).
+        count: epochs averaged (the last ``count`` of ``epochs``).
+        epochs: the fit's exact number of epochs (cosine schedule).
+        bn_batches: a fresh iterable of normalised training inputs (N, 3, S, S) float on the
+            model's device, one pass over the training loader.
+        validate: ``validate(model) -> (val_loss, val_miou)`` over the validation set (every rank).
+    """
+
+    def __init__(self, model: nn.Module, *, count: int, epochs: int,
+                 bn_batches: Callable[[], Iterable[torch.Tensor]],
+                 validate: Callable[[nn.Module], tuple[float, float | None]]):
+        self.first = epochs - count + 1
+        self.average = AveragedModel(model)
+        self.epochs: list[int] = []
+        self.bn_batches, self.validate = bn_batches, validate
+
+    def on_epoch_end(self, fit: Fit, row: dict[str, float]) -> None:
+        epoch = int(row["epoch"])
+        if epoch >= self.first and epoch not in self.epochs:
+            self.average.update_parameters(fit.model)
+            self.epochs.append(epoch)
+
+    def on_fit_end(self, fit: Fit) -> None:
+        if not self.epochs:
+            return
+        averaged = self.average.module
+        update_bn(self.bn_batches(), averaged)
+        if fit.ctx.distributed:
+            for buf in averaged.buffers():
+                torch.distributed.broadcast(buf, src=0)
+        val_loss, val_miou = self.validate(averaged)
+        state = fit.state
+        state.best_epoch, state.best_val_loss = self.epochs[-1], val_loss
+        if fit.ctx.is_main:
+            miou = None if val_miou is None or val_miou != val_miou else val_miou
+            _atomic_save({"state_dict": averaged.state_dict(), "model": fit.spec, "epoch": self.epochs[-1],
+                          "metric": "average_last", "averaged_epochs": list(self.epochs), "val_loss": val_loss,
+                          "val_miou": miou}, fit.fold_dir / "best.pt")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"average": self.average.state_dict(), "epochs": list(self.epochs)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.average.load_state_dict(state["average"])
+        self.epochs = [int(e) for e in state["epochs"]]
 
 
 def resume(fit: Fit, path: Path, callbacks: Sequence[Callback]) -> bool:
@@ -324,9 +400,12 @@ def resume(fit: Fit, path: Path, callbacks: Sequence[Callback]) -> bool:
     if fit.scaler.is_enabled() and ckpt["scaler"]:  # empty when written where no scaler ran (CPU, bf16)
         fit.scaler.load_state_dict(ckpt["scaler"])
     fit.state = FitState.from_dict(ckpt["state"])
+    saved = ckpt.get("callbacks") or {}
     for cb in callbacks:
         if isinstance(cb, BestCheckpoint):
             cb.adopt_newer(fit.state, fit.fold_dir / "best.pt")
+        if type(cb).__name__ in saved:
+            cb.load_state_dict(saved[type(cb).__name__])
     rngs = ckpt.get("rng") or []
     if len(rngs) == fit.ctx.world_size:
         set_rng_state(rngs[fit.ctx.rank])

@@ -13,6 +13,10 @@ list of small callbacks (:mod:`clothcurate.training.callbacks`) chosen by the op
   cosine decay, stepped per batch; no early stop (81 validation images are too few to stop on);
 * the kept checkpoint ``best.pt`` follows the monitor: the validation loss by default, or the
   validation mIoU (``monitor="val_miou"``: the paper stops "when the accuracy stagnates");
+* ``average_last`` N (cosine only): the equal-weight average of the last N epochs' weights, with
+  BatchNorm statistics recomputed on the training loader, replaces ``best.pt`` at the end;
+* ``sampling`` ``repeat-factor``: images holding rare classes are drawn more often
+  (:mod:`clothcurate.training.sampling`; the caller passes the per-image weights);
 * ``last.pt`` after every epoch (model, optimizer, scheduler, scaler, epoch, history, best, every
   rank's RNG states), so a crashed or interrupted fold resumes where it stopped.
 
@@ -33,7 +37,7 @@ import io
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,11 +48,12 @@ import segmentation_models_pytorch as smp
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, WeightedRandomSampler
 from tqdm.auto import tqdm
 
 from clothcurate.atomic import write_bytes
 from clothcurate.errors import BadInputError
+from clothcurate.folders.pseudo import IGNORE_INDEX
 from clothcurate.geometry import paste_back
 from clothcurate.inference.segmenter import Segmenter
 from clothcurate.masks import write_mask_png
@@ -70,9 +75,10 @@ from clothcurate.training.callbacks import (
     PlateauSchedule,
     ProgressLog,
     WarmupCosineSchedule,
+    WeightAveraging,
     resume,
 )
-from clothcurate.training.config import LOSSES, MONITORS, SCHEDULES
+from clothcurate.training.config import LOSSES, MONITORS, SCHEDULES, TrainConfig
 from clothcurate.training.models import InputNormalizer
 
 __all__ = ["LOSSES", "MONITORS", "SCHEDULES", "HISTORY_COLUMNS", "build_loss", "class_weights", "make_loader", "make_scaler", "to_device", "evaluate", "TrainStep",
@@ -125,19 +131,23 @@ def build_loss(name: str, *, weights: torch.Tensor | None = None) -> nn.Module:
         weights: (K,) class weights, required by ``wce``.
 
     Returns:
-        A module ``loss(logits (N, K, S, S) float, target (N, S, S) int64) -> scalar``.
+        A module ``loss(logits (N, K, S, S) float, target (N, S, S) int64) -> scalar``; target
+        pixels equal to :data:`IGNORE_INDEX` (the unlabelled pixels of pseudo-masks) count in
+        none of them.
 
     Raises:
         BadInputError: an unknown name, or ``wce`` without weights.
     """
-    multiclass = smp.losses.MULTICLASS_MODE
+    multiclass, ign = smp.losses.MULTICLASS_MODE, IGNORE_INDEX  # pseudo-masks' unlabelled pixels
     makers: dict[str, Callable[[], nn.Module]] = {
-        "ce": nn.CrossEntropyLoss,
-        "dice": lambda: smp.losses.DiceLoss(multiclass),
-        "focal": lambda: smp.losses.FocalLoss(multiclass),
-        "ce+dice": lambda: _SumLoss(nn.CrossEntropyLoss(), smp.losses.DiceLoss(multiclass)),
-        "ce+lovasz": lambda: _SumLoss(nn.CrossEntropyLoss(), smp.losses.LovaszLoss(multiclass)),
-        "wce": lambda: nn.CrossEntropyLoss(weight=weights),
+        "ce": lambda: nn.CrossEntropyLoss(ignore_index=ign),
+        "dice": lambda: smp.losses.DiceLoss(multiclass, ignore_index=ign),
+        "focal": lambda: smp.losses.FocalLoss(multiclass, ignore_index=ign),
+        "ce+dice": lambda: _SumLoss(nn.CrossEntropyLoss(ignore_index=ign),
+                                    smp.losses.DiceLoss(multiclass, ignore_index=ign)),
+        "ce+lovasz": lambda: _SumLoss(nn.CrossEntropyLoss(ignore_index=ign),
+                                      smp.losses.LovaszLoss(multiclass, ignore_index=ign)),
+        "wce": lambda: nn.CrossEntropyLoss(weight=weights, ignore_index=ign),
     }
     if name not in makers:
         raise BadInputError(f"--loss {name!r}: unknown loss; use one of {', '.join(LOSSES)}")
@@ -183,7 +193,7 @@ def _seed_worker(worker_id: int) -> None:
 
 
 def make_loader(dataset: Dataset, *, batch_size: int, train: bool, workers: int, ctx: DistContext,
-                seed: int = 0) -> DataLoader:
+                seed: int = 0, weights: Sequence[float] | np.ndarray | None = None) -> DataLoader:
     """A data loader for one split.
 
     Args:
@@ -194,12 +204,21 @@ def make_loader(dataset: Dataset, *, batch_size: int, train: bool, workers: int,
         workers: loader processes (0 = in this process); they persist across epochs.
         ctx: the distributed context (samplers, pinned memory on CUDA).
         seed: shuffling seed (DistributedSampler; the plain sampler follows torch's RNG).
+        weights: (len(dataset),) per-image draw weights of a training loader (repeat-factor
+            sampling): each rank draws ``ceil(N / world_size)`` images with replacement, with
+            these weights, from its own torch RNG (saved and restored with ``last.pt``); the
+            epoch keeps the length of a uniform one. None: every image once per epoch.
 
     Returns:
         The loader; call ``loader.sampler.set_epoch(e)`` each epoch when it is a DistributedSampler.
     """
     sampler = None
-    if train and ctx.distributed:
+    if train and weights is not None:
+        if len(weights) != len(dataset):
+            raise ValueError(f"{len(weights)} sampling weights for {len(dataset)} training images")
+        sampler = WeightedRandomSampler(torch.as_tensor(np.asarray(weights), dtype=torch.double),
+                                        num_samples=math.ceil(len(dataset) / ctx.world_size), replacement=True)
+    elif train and ctx.distributed:
         sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=seed)
     transform = getattr(dataset, "transform", None)
     if workers == 0 and hasattr(transform, "set_random_seed"):
@@ -259,6 +278,7 @@ class FitResult:
         epochs_run: epochs completed (over every resumed session).
         stopped_early: True when the patience ran out before ``epochs``.
         history: one dict per epoch with :data:`HISTORY_COLUMNS`.
+        averaged_epochs: the epochs whose weights were averaged into the kept model (``average_last``).
     """
 
     best_epoch: int
@@ -266,6 +286,7 @@ class FitResult:
     epochs_run: int
     stopped_early: bool
     history: list[dict[str, float]] = field(default_factory=list)
+    averaged_epochs: list[int] = field(default_factory=list)
 
 
 class TrainStep:
@@ -328,35 +349,31 @@ def _seed(seed: int, rank: int) -> None:
     random.seed(value)
 
 
-def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir: Path, epochs: int,
-             patience: int, lr: float, loss: str, batch_size: int, workers: int, ctx: DistContext,
-             num_classes: int, normalizer: InputNormalizer, monitor: str = "val_loss", seed: int = 0,
-             schedule: str = "plateau", warmup_epochs: int = 0, loss_weights: torch.Tensor | None = None,
+def fit_fold(model: nn.Module, config: TrainConfig, *, train_set: Dataset, val_set: Dataset, fold_dir: Path,
+             ctx: DistContext, num_classes: int, normalizer: InputNormalizer, seed: int | None = None,
+             loss_weights: torch.Tensor | None = None, sample_weights: Sequence[float] | np.ndarray | None = None,
              spec: dict[str, Any] | None = None, progress: bool = True) -> FitResult:
     """Train one fold, resuming from ``fold_dir/last.pt`` when it exists.
 
     Args:
         model: the network, on the CPU or ``ctx.device`` (moved and, under DDP, wrapped here).
             On return it holds the weights of ``best.pt``, unwrapped, in eval mode.
+        config: the run's options; this reads ``epochs`` (maximum under ``plateau``, exact under
+            ``cosine``; a resumed fold counts the epochs already run), ``patience``, ``lr``,
+            ``loss``, ``batch_size`` (per process), ``workers`` (per process; None: 0),
+            ``monitor``, ``schedule``, ``warmup_epochs``, ``average_last`` and ``sampling``
+            (module docstring).
         train_set: training images (augmented), items ``(image, mask, position)``.
         val_set: validation images (not augmented); this rank's shard under DDP.
         fold_dir: ``RUN_DIR/folds/<k>``; gets ``best.pt``, ``last.pt``, ``history.csv``.
-        epochs: maximum (``plateau``) or exact (``cosine``) number of epochs (a resumed fold
-            counts the epochs already run).
-        patience: early stop after this many epochs without a better ``monitor`` (``plateau``).
-        lr: Adam's (peak) learning rate.
-        loss: a name of :data:`LOSSES`.
-        batch_size: images per step per process.
-        workers: loader processes per process.
         ctx: the distributed context; only rank 0 writes files.
         num_classes: K.
         normalizer: the encoder's input normalisation, on ``ctx.device``.
-        monitor: ``val_loss`` (lower is better) or ``val_miou`` (higher is better) for early
-            stopping and ``best.pt``.
-        seed: seed of the shuffling and augmentation (offset by rank).
-        schedule: ``plateau`` or ``cosine`` (module docstring).
-        warmup_epochs: linear warm-up of the ``cosine`` schedule.
+        seed: seed of the shuffling and augmentation (offset by rank); None: ``config.seed``
+            (train-eval passes one per fold).
         loss_weights: (K,) class weights of the ``wce`` loss (:func:`class_weights`).
+        sample_weights: (len(train_set),) draw weights, required by ``sampling="repeat-factor"``
+            (:func:`clothcurate.training.sampling.sampling_weights`).
         spec: the model description both checkpoints carry (``ModelSpec.to_dict()``).
         progress: tqdm bars (rank 0 only).
 
@@ -364,22 +381,24 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
         The fit's outcome.
 
     Raises:
-        BadInputError: ``epochs`` or ``patience`` below 1, or an unknown ``monitor`` or ``schedule``.
+        ValueError: ``sampling="repeat-factor"`` without ``sample_weights``, or weights given
+            under ``uniform``.
     """
-    if epochs < 1 or patience < 1:
-        raise BadInputError(f"--epochs ({epochs}) and --patience ({patience}) must be at least 1")
-    if monitor not in MONITORS:
-        raise BadInputError(f"--monitor {monitor!r}: use one of {', '.join(MONITORS)}")
-    if schedule not in SCHEDULES:
-        raise BadInputError(f"--schedule {schedule!r}: use one of {', '.join(SCHEDULES)}")
+    if (config.sampling != "uniform") != (sample_weights is not None):
+        given = "given" if sample_weights is not None else "None"
+        raise ValueError(f"sampling={config.sampling!r} and sample_weights={given} disagree")
+    epochs, patience, schedule, batch_size = config.epochs, config.patience, config.schedule, config.batch_size
+    workers = config.workers or 0
+    seed = config.seed if seed is None else seed
     fold_dir.mkdir(parents=True, exist_ok=True)
     device = ctx.device
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     model.to(device, memory_format=torch.channels_last if device.type == "cuda" else torch.contiguous_format)
-    criterion = build_loss(loss, weights=None if loss_weights is None else loss_weights.to(device))
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    train_loader = make_loader(train_set, batch_size=batch_size, train=True, workers=workers, ctx=ctx, seed=seed)
+    criterion = build_loss(config.loss, weights=None if loss_weights is None else loss_weights.to(device))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    train_loader = make_loader(train_set, batch_size=batch_size, train=True, workers=workers, ctx=ctx, seed=seed,
+                               weights=sample_weights)
     val_loader = make_loader(val_set, batch_size=batch_size * 2, train=False, workers=workers, ctx=ctx)
     show = progress and ctx.is_main
     fit = Fit(model=model, optimizer=optimizer, scaler=make_scaler(device), ctx=ctx, fold_dir=fold_dir,
@@ -389,10 +408,23 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
         stopping: list[Callback] = [EarlyStopping(patience)]
     else:
         fit.schedule = WarmupCosineSchedule(optimizer, total_steps=epochs * len(train_loader),
-                                            warmup_steps=warmup_epochs * len(train_loader))
+                                            warmup_steps=config.warmup_epochs * len(train_loader))
         stopping = []
-    # order matters: the schedule reads the epoch's row, EarlyStopping reads BestCheckpoint's verdict
-    callbacks = [fit.schedule, BestCheckpoint(monitor), *stopping, LastCheckpoint(), ProgressLog(show=show)]
+
+    def validate(net: nn.Module) -> tuple[float, float | None]:
+        loss, cm = evaluate(net, val_loader, criterion=criterion, ctx=ctx, num_classes=num_classes,
+                            normalizer=normalizer)
+        return loss, scores_from_confusion(cm.compute())["mean"]["iou"]
+
+    def bn_batches() -> Iterator[torch.Tensor]:
+        return (to_device(images, masks, normalizer)[0] for images, masks, _ in train_loader)
+
+    averaging = ([WeightAveraging(model, count=config.average_last, epochs=epochs, bn_batches=bn_batches,
+                                  validate=validate)] if config.average_last else [])
+    # order matters: the schedule reads the epoch's row, EarlyStopping reads BestCheckpoint's verdict,
+    # LastCheckpoint saves the average after this epoch's update
+    callbacks = [fit.schedule, BestCheckpoint(config.monitor), *stopping, *averaging, LastCheckpoint(keep=averaging),
+                 ProgressLog(show=show)]
     _seed(seed, ctx.rank)
     resume(fit, fold_dir / "last.pt", callbacks)
     for cb in callbacks:
@@ -411,9 +443,7 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
                   disable=not show, leave=False) as bar:
             train_loss = _train_epoch(step, train_loader, fit=fit, callbacks=callbacks, bar=bar)
         # the unwrapped module: no DDP buffer broadcast, so ranks may hold unequal validation shards
-        val_loss, cm = evaluate(model, val_loader, criterion=criterion, ctx=ctx, num_classes=num_classes,
-                                normalizer=normalizer)
-        val_miou = scores_from_confusion(cm.compute())["mean"]["iou"]
+        val_loss, val_miou = validate(model)
         row = {"epoch": epoch, "train_loss": round(train_loss, 6), "val_loss": round(val_loss, 6),
                "val_miou": round(val_miou if val_miou is not None else float("nan"), 6), "lr": lr_now,
                "seconds": round(time.perf_counter() - start, 3)}
@@ -422,12 +452,15 @@ def fit_fold(model: nn.Module, *, train_set: Dataset, val_set: Dataset, fold_dir
         for cb in callbacks:
             cb.on_epoch_end(fit, {**row, "val_loss": val_loss})
         ctx.barrier()
+    for cb in callbacks:
+        cb.on_fit_end(fit)
+    ctx.barrier()
     best = torch.load(fold_dir / "best.pt", map_location=device, weights_only=False)
     model.load_state_dict(best["state_dict"])
     model.eval()
     return FitResult(best_epoch=state.best_epoch, best_val_loss=state.best_val_loss,
                      epochs_run=state.epoch, stopped_early=state.stopped and state.epoch < epochs,
-                     history=list(state.history))
+                     history=list(state.history), averaged_epochs=list(best.get("averaged_epochs") or []))
 
 
 # ---------------------------------------------------------------------------------------------

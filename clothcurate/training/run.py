@@ -13,7 +13,8 @@ with the recipe it started from and the names of the options that bind the folde
 Re-running the same command skips finished folds (``folds/<k>/done``) and resumes an unfinished
 one from ``last.pt``. Once a fold has started, the run folder refuses options that would change
 its results (``TrainConfig.binding()``: arch, encoder, weights, image size, loss, learning rate,
-monitor, schedule, TTA, augmentation, seed, and epochs / warm-up under the cosine schedule; and the export);
+monitor, schedule, TTA, augmentation, sampling, weight averaging, seed, and epochs / warm-up under
+the cosine schedule; and the export);
 the others (patience, batch size, workers, device ...) may change between invocations (a resumed
 fold keeps the plateau scheduler's patience of its first session). Under ``torchrun`` every rank
 runs this function; only rank 0 writes the shared files, and an error there stops every rank.
@@ -44,7 +45,6 @@ from typing import Any
 import torch
 
 from clothcurate.atomic import write_bytes, write_json
-from clothcurate.curation.folds import split_validation
 from clothcurate.errors import BadInputError, ClothcurateError
 from clothcurate.folders.run import RunFolder
 from clothcurate.training.augment import build_transform
@@ -71,6 +71,9 @@ from clothcurate.training.models import (
     create_model,
     encoder_normalization,
 )
+from clothcurate.training.pseudo_data import PseudoSet
+from clothcurate.training.sampling import sampling_weights
+from clothcurate.training.split import split_validation
 
 __all__ = ["train_eval", "TrainEvalResult", "parse_folds", "VALIDATION_FRACTION"]
 
@@ -284,14 +287,17 @@ def _default_workers(ctx: DistContext) -> int:
 
 
 def _run_fold(k: int, *, export: ExportFolder, cache, cfg: TrainConfig, run_dir: Path,
-              ctx: DistContext, normalizer: InputNormalizer, workers: int) -> None:
-    """Train (or resume) and evaluate fold k; rank 0 writes its scores and the done marker."""
+              ctx: DistContext, normalizer: InputNormalizer, workers: int, pseudo: PseudoSet | None = None) -> None:
+    """Train (or resume) and evaluate fold k; rank 0 writes its scores and the done marker.
+    With ``pseudo`` (its crops appended to ``cache``), fold k's pseudo-masks join the training part."""
     fold_dir = run_dir / "folds" / str(k)
     train_pos, test_pos = export.fold_parts(k)
     fit_idx, val_idx = split_validation(export.presence(train_pos), fraction=cfg.validation_fraction,
                                         seed=cfg.seed)
     size, num_classes = cfg.image_size, len(export.classes)
     fit_pos = [train_pos[i] for i in fit_idx]
+    extra = pseudo.fill(cache, k) if pseudo is not None else []  # fold k's pseudo-masks: training part only
+    fit_pos = fit_pos + extra
 
     def dataset(positions, *, train: bool) -> SegmentationDataset:
         return SegmentationDataset(cache, positions, transform=build_transform(size=size, train=train,
@@ -302,13 +308,13 @@ def _run_fold(k: int, *, export: ExportFolder, cache, cfg: TrainConfig, run_dir:
     model = create_model(cfg.arch, encoder=cfg.encoder, encoder_weights=weights, num_classes=num_classes)
     spec = ModelSpec.of(arch=cfg.arch, encoder=cfg.encoder, classes=export.classes, input_size=(size, size))
     loss_weights = class_weights(cache.masks[fit_pos], num_classes) if cfg.loss == "wce" else None
-    fit = fit_fold(model, train_set=dataset(fit_pos, train=True),
+    train_set = dataset(fit_pos, train=True)
+    fit = fit_fold(model, cfg.replace(workers=workers), train_set=train_set,
                    val_set=dataset(ctx.shard([train_pos[i] for i in val_idx]), train=False),
-                   fold_dir=fold_dir, epochs=cfg.epochs, patience=cfg.patience, lr=cfg.lr,
-                   loss=cfg.loss, batch_size=cfg.batch_size, workers=workers, ctx=ctx,
-                   num_classes=num_classes, normalizer=normalizer, monitor=cfg.monitor,
-                   seed=cfg.seed + 1000 * k, schedule=cfg.schedule, warmup_epochs=cfg.warmup_epochs,
-                   loss_weights=loss_weights, spec=spec.to_dict())
+                   fold_dir=fold_dir, ctx=ctx, num_classes=num_classes, normalizer=normalizer,
+                   seed=cfg.seed + 1000 * k, loss_weights=loss_weights,
+                   sample_weights=sampling_weights(cfg.sampling, train_set, classes=export.classes),
+                   spec=spec.to_dict())
     pred = predict_fold(FlipTTA(model) if cfg.tta else model, test_set=dataset(ctx.shard(test_pos), train=False),
                         samples=export.samples, run_dir=run_dir, ctx=ctx, batch_size=2 * cfg.batch_size,
                         workers=workers, num_classes=num_classes, normalizer=normalizer)
@@ -317,6 +323,10 @@ def _run_fold(k: int, *, export: ExportFolder, cache, cfg: TrainConfig, run_dir:
         facts = {"n_train": len(fit_idx), "n_val": len(val_idx), "n_test": len(test_pos),
                  "best_epoch": fit.best_epoch, "best_val_loss": fit.best_val_loss, "epochs_run": fit.epochs_run,
                  "stopped_early": fit.stopped_early, "machine": _machine(ctx), "finished": _now()}
+        if fit.averaged_epochs:
+            facts["averaged_epochs"] = fit.averaged_epochs
+        if pseudo is not None:
+            facts.update(n_pseudo=len(extra), pseudo=pseudo.describe())
         write_json(fold_dir / "scores.json", {"entry": entry, "fit": facts})
         write_bytes(fold_dir / "per_sample.csv",
                      _per_sample_csv([(key, k, iou, acc) for key, iou, acc in pred.per_sample]))
@@ -334,7 +344,8 @@ def train_eval(config: TrainConfig | None = None, *, run_dir: str | Path, **opti
         **options: fields of :class:`TrainConfig` (only without ``config``): ``arch``, ``data_dir``,
             ``encoder``, ``encoder_weights``, ``fold_spec``, ``epochs``, ``patience``,
             ``image_size``, ``batch_size``, ``lr``, ``loss``, ``monitor``, ``schedule``,
-            ``warmup_epochs``, ``tta``, ``recipe``, ``workers``, ``device``, ``dataset``, ``seed``.
+            ``warmup_epochs``, ``tta``, ``augment``, ``sampling``, ``average_last``, ``recipe``,
+            ``workers``, ``device``, ``dataset``, ``seed``.
 
     Returns:
         The run's result (every finished fold, metrics, what was trained now).
@@ -357,22 +368,27 @@ def train_eval(config: TrainConfig | None = None, *, run_dir: str | Path, **opti
     export = read_export(data_dir)
     folds = parse_folds(fold_spec, export.k)
     run_dir = Path(run_dir).expanduser().resolve()
-    cfg = cfg.replace(data_dir=str(export.root))
+    cfg = cfg.replace(data_dir=str(export.root),
+                      pseudo=str(Path(cfg.pseudo).expanduser().resolve()) if cfg.pseudo else None)
     ctx = setup(device)
     try:
         normalizer = InputNormalizer(*encoder_normalization(encoder), device=ctx.device)  # checks the name
         if ctx.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
         todo = [k for k in folds if not (run_dir / "folds" / str(k) / "done").exists()]
+        # checked before anything is written: masks of a teacher with other test folds would leak
+        pseudo = PseudoSet.open(cfg.pseudo, export=export, folds=todo) if cfg.pseudo and todo else None
         config = ctx.on_main(lambda: _start_config(run_dir, cfg, export, ctx, training=bool(todo)))
         skipped = [k for k in folds if k not in todo]
         if todo:
             cache = decode_samples(export.samples, size=image_size, num_classes=len(export.classes),
                                    progress=ctx.is_main)
+            if pseudo is not None:
+                cache = pseudo.extend(cache)
             n_workers = _default_workers(ctx) if workers is None else workers
             for k in todo:
                 _run_fold(k, export=export, cache=cache, cfg=cfg, run_dir=run_dir, ctx=ctx,
-                          normalizer=normalizer, workers=n_workers)
+                          normalizer=normalizer, workers=n_workers, pseudo=pseudo)
 
         def finish() -> tuple[dict[str, Any], list[dict[str, Any]], str]:
             metrics, entries = _collect(run_dir, arch, encoder, export.classes)

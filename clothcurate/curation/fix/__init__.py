@@ -44,7 +44,8 @@ class FixReport:
         dry_run: nothing was written.
         lines: one line per sample changed (or region listed).
         records: the ``corrections`` records written (undo: the records undone).
-        skipped: ``{reason: count}`` of suggestions left alone.
+        skipped: ``{reason: count}`` of suggestions left alone (with the findings applied, every
+            ``label_findings`` line considered is counted once).
     """
 
     dataset: str
@@ -235,12 +236,16 @@ def accept_suggestions(dataset: str, *, view: str | None = None, key: str | None
             gt = versions.read_current(st)
             issues = read_mask(issue_path, sample=k, hint="re-run `clothcurate flag-errors --model RUN_DIR`")
             try:
-                proposed = suggestions(gt, issues, found)
+                plan = suggestions(gt, issues, found)
             except ValueError as e:
                 raise BadInputError(f"sample {k}: {_ISSUES} mask {issue_path} {e}; re-run `clothcurate flag-errors "
                                     "--model RUN_DIR`") from None
+            for alone in plan.left_alone:  # every finding is counted: applied, or left alone with a reason
+                low = min_confidence is not None and alone.finding is not None and alone.finding.p < min_confidence
+                why = "below --min-confidence" if low else alone.reason
+                skipped[why] = skipped.get(why, 0) + 1
             new, applied = gt.copy(), []
-            for s in proposed:
+            for s in plan.edits:
                 if min_confidence is not None and s.finding is None:
                     skipped["without a label_findings line (p unknown)"] += 1
                 elif min_confidence is not None and s.finding.p < min_confidence:

@@ -146,7 +146,16 @@ def _raw_background_ids(ds, source: str) -> tuple[int, ...]:
 def _write(ds, ids: list[str], quality: np.ndarray, found: list[list[str]], bg_only: np.ndarray,
            suspicious: np.ndarray, checks: list[Check], scores: np.ndarray) -> None:
     """Bulk-write fields, tags, saved views and check descriptions."""
+    import fiftyone as fo
+
     ds.set_values("label_quality", dict(zip(ids, quality.astype(float).tolist())), key_field="id")
+    # a list of strings: set_values alone declares an untyped list, which the App shows without values
+    issues = ds.get_field("issues") if ds.has_sample_field("issues") else None
+    if issues is not None and getattr(issues, "field", None) is None:
+        ds.delete_sample_field("issues")  # an untyped field of an earlier run; every value is rewritten below
+        issues = None
+    if issues is None:
+        ds.add_sample_field("issues", fo.ListField, subfield=fo.StringField)
     ds.set_values("issues", dict(zip(ids, found)), key_field="id")
     ds.untag_samples(list(FLAG_TAGS))
     ds.select([i for i, b in zip(ids, bg_only) if b]).tag_samples("bg_only")
