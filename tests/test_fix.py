@@ -349,31 +349,40 @@ def test_bad_input_is_one_line_and_changes_nothing(fixds, args, words):
     assert _snapshot(fixds) == before
 
 
-def test_accept_suggestions_of_a_real_flag_errors_model_run_restores_a_swapped_region(fixds, tmp_path):
-    """An annotator's error (coat region 1 of ccp_0004 labelled footwear, made with fix itself), a run
-    folder whose model saw the true classes: flag-errors --model finds the region and accepting
-    its suggestion gives back the true mask, pixel for pixel."""
+def _run_that_saw_the_truth(root: Path, truth: dict, keys: list, boxes: list, *, blocks: int) -> Path:
+    """A one-fold run folder whose model predicts the true classes: per sample, the confidence map
+    of its person crop as train-eval writes it (block-averaged one-hot masks, ``blocks`` px per
+    map pixel), and the export's folds.json records the map's frame."""
     from test_flags_model import block_probs
 
-    from clothcurate.curation.flags import flag_errors
     from clothcurate.geometry import crop_box
 
-    keys, paths, boxes = fixds.values(["key", "ground_truth.mask_path", "person.bounding_box"])
-    truth = {k: _read(p) for k, p in zip(keys, paths)}
-    assert _fix(fixds, "--key", "ccp_0004", "--relabel", "coat:footwear", "--region", "1").exit_code == 0
-    run, export = tmp_path / "run", tmp_path / "export"
+    run, export = root / "run", root / "export"
     (run / "confidence").mkdir(parents=True)
     export.mkdir()
     records = []
     for key, bbox in zip(keys, boxes):
         h, w = truth[key].shape
         box = crop_box(bbox, width=w, height=h)
-        probs = block_probs(truth[key][box[1]:box[3], box[0]:box[2]], 40)
+        probs = block_probs(truth[key][box[1]:box[3], box[0]:box[2]], blocks)
         np.savez_compressed(run / "confidence" / f"{key}.npz", probs=probs)
         records.append({"key": key, "fold": 0, "orig_size": [w, h], "crop_box": list(box)})
     (export / "folds.json").write_text(json.dumps({"k": 1, "seed": 0, "samples": records}))
     (run / "config.json").write_text(json.dumps({"options": {"arch": "fpn", "data_dir": str(export)},
                                                  "export_dir": str(export)}))
+    return run
+
+
+def test_accept_suggestions_of_a_real_flag_errors_model_run_restores_a_swapped_region(fixds, tmp_path):
+    """An annotator's error (coat region 1 of ccp_0004 labelled footwear, made with fix itself), a run
+    folder whose model saw the true classes: flag-errors --model finds the region and accepting
+    its suggestion gives back the true mask, pixel for pixel."""
+    from clothcurate.curation.flags import flag_errors
+
+    keys, paths, boxes = fixds.values(["key", "ground_truth.mask_path", "person.bounding_box"])
+    truth = {k: _read(p) for k, p in zip(keys, paths)}
+    assert _fix(fixds, "--key", "ccp_0004", "--relabel", "coat:footwear", "--region", "1").exit_code == 0
+    run = _run_that_saw_the_truth(tmp_path, truth, keys, boxes, blocks=40)
     flag_errors(fixds.name, model_run=run, progress=False, workers=1)
     fixds.reload()
     findings = fixds.select_by("key", ["ccp_0004"]).values("label_findings")[0]
@@ -413,13 +422,10 @@ def test_model_suggestions_lie_on_the_regions_they_name_and_none_is_dropped(tmp_
     accepting the suggestions applies or reports (left alone: N reason) every finding line."""
     import fiftyone as fo
 
-    from test_flags_model import block_probs
-
     from clothcurate.curation.fix import accept_suggestions
     from clothcurate.curation.fix.suggestions import ALREADY, ELSEWHERE, parse_finding
     from clothcurate.curation.flags import flag_errors
     from clothcurate.curation.ingest import ingest
-    from clothcurate.geometry import crop_box
 
     ingest(ccp=make_ccp_subset(tmp_path / "ccp", ccp_dir, ["0004", "0006", "0019", "0046"]), dataset="fix-aligned",
            progress=False, workers=1)
@@ -429,19 +435,7 @@ def test_model_suggestions_lie_on_the_regions_they_name_and_none_is_dropped(tmp_
         truth = {k: _read(p) for k, p in zip(keys, paths)}
         assert _fix(ds, "--key", "ccp_0004", "--relabel", "coat:footwear", "--region", "1").exit_code == 0
         assert _fix(ds, "--key", "ccp_0046", "--relabel", "pants:background").exit_code == 0
-        run, export = tmp_path / "run", tmp_path / "export"
-        (run / "confidence").mkdir(parents=True)
-        export.mkdir()
-        records = []
-        for key, bbox in zip(keys, boxes):
-            h, w = truth[key].shape
-            box = crop_box(bbox, width=w, height=h)
-            probs = block_probs(truth[key][box[1]:box[3], box[0]:box[2]], 16)
-            np.savez_compressed(run / "confidence" / f"{key}.npz", probs=probs)
-            records.append({"key": key, "fold": 0, "orig_size": [w, h], "crop_box": list(box)})
-        (export / "folds.json").write_text(json.dumps({"k": 1, "seed": 0, "samples": records}))
-        (run / "config.json").write_text(json.dumps({"options": {"arch": "fpn", "data_dir": str(export)},
-                                                     "export_dir": str(export)}))
+        run = _run_that_saw_the_truth(tmp_path, truth, keys, boxes, blocks=16)
         flag_errors(ds.name, model_run=run, progress=False, workers=1)
         ds.reload()
         rows = {k: (_read(g), f, i) for k, g, f, i in zip(*ds.values(["key", "ground_truth.mask_path",
