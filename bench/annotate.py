@@ -33,14 +33,11 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="clothcurate-bench-annotate-"))
-    os.environ["CLOTHCURATE_HOME"] = str(tmp / "home")
-    os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
-    os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
     sys.path.insert(0, str(_REPO))
     from clothcurate.curation.annotate.local_server import private_label_studio
-    from clothcurate.curation.mongod import use_private_database
+    from clothcurate.curation.mongod import use_private_workspace
 
-    stack = use_private_database(tmp / "mongo")
+    stack = use_private_workspace(tmp)
     try:
         t = time.perf_counter()
         with private_label_studio(tmp / "labelstudio") as (url, key):

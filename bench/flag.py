@@ -31,13 +31,10 @@ def main() -> None:
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="clothcurate-bench-flag-"))
-    os.environ["CLOTHCURATE_HOME"] = str(tmp / "home")
-    os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
-    os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
     sys.path.insert(0, str(_REPO))
-    from clothcurate.curation.mongod import use_private_database
+    from clothcurate.curation.mongod import use_private_workspace
 
-    stack = use_private_database(tmp / "mongo")
+    stack = use_private_workspace(tmp)
     try:
         _run(args, out=args.out or tmp / "overlays")
     finally:
@@ -127,13 +124,14 @@ def _self_check(ds, *, seeds: int, n_corrupt: int) -> None:
     """Corrupt ``n_corrupt`` samples per kind and seed; AUROC of 1 - label_quality (corrupted vs clean)."""
     from sklearn.metrics import roc_auc_score
 
+    from clothcurate.curation.annotation import pixel_annotated
     from clothcurate.curation.flags import scoring
     from clothcurate.curation.flags.engine import fit_and_score, measure
     from clothcurate.curation.flags.registry import all_checks
     from clothcurate.curation.flags.sample import SampleMasks, read_sample
 
     checks = [c for c in all_checks() if not c.needs & {"model", "image"}]
-    keys, gts, raws = ds.values(["key", "ground_truth.mask_path", "raw_ccp.mask_path"])
+    keys, gts, raws = pixel_annotated(ds).values(["key", "ground_truth.mask_path", "raw_ccp.mask_path"])
     samples = [read_sample(k, g, r) for k, g, r in zip(keys, gts, raws)]
     base = [measure(s, checks) for s in samples]
     usable = [i for i, s in enumerate(samples) if s.foreground_pixels > 0]

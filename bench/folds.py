@@ -35,6 +35,8 @@ def _presence(ccp: Path):
     refs, _, _ = source.scan()
     rows = []
     for ref in refs:
+        if ref.annotation != "pixel":  # image-level tags only: no mask, never in a fold
+            continue
         gt = labelmap.remap(source.read(ref).masks[""], source_id=ref.source_id)
         rows.append(np.bincount(gt.ravel(), minlength=NUM_CLASSES) > 0)
     return np.array(rows)
@@ -70,12 +72,9 @@ def _folds_table(presence) -> None:
 def _export_times(ccp: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="clothcurate-bench-"))
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
-    from clothcurate.curation.mongod import use_private_database
+    from clothcurate.curation.mongod import use_private_workspace
 
-    atexit.register(use_private_database(tmp / "mongo").close)  # runs before the rmtree above
-    os.environ["CLOTHCURATE_HOME"] = str(tmp / "home")
-    os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
-    os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
+    atexit.register(use_private_workspace(tmp).close)  # runs before the rmtree above
     from clothcurate.curation.export import export_folds
     from clothcurate.curation.ingest import ingest
 

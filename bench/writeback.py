@@ -119,8 +119,10 @@ def main() -> None:
         ingest(ccp=CCP, dataset=DATASET, progress=False)
         import fiftyone as fo
 
-        ds = fo.load_dataset(DATASET)
-        print(f"ingested {len(ds)} CCP samples in {time.perf_counter() - t:.1f} s")
+        from clothcurate.curation.annotation import pixel_annotated
+
+        ds = pixel_annotated(fo.load_dataset(DATASET))  # the tag-only photos have no mask to predict
+        print(f"ingested {len(ds)} pixel-annotated CCP samples in {time.perf_counter() - t:.1f} s")
 
         run = TMP / "run"
         t = time.perf_counter()

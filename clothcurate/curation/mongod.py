@@ -106,3 +106,18 @@ def use_private_database(dbpath: str | Path) -> contextlib.ExitStack:
     os.environ["FIFTYONE_DATABASE_URI"] = stack.enter_context(private_mongod(dbpath))
     os.environ.setdefault("FIFTYONE_DO_NOT_TRACK", "true")
     return stack
+
+
+def use_private_workspace(root: str | Path) -> contextlib.ExitStack:
+    """A throw-away clothcurate workspace and FiftyOne database under ``root`` (benchmarks):
+    ``CLOTHCURATE_HOME=root/home``, a private ``mongod`` on ``root/mongo``, FiftyOne's tracking and
+    progress bars off. Call before ``import fiftyone``.
+
+    Returns:
+        An ExitStack whose ``close()`` stops the server.
+    """
+    root = Path(root)
+    os.environ["CLOTHCURATE_HOME"] = str(root / "home")
+    os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
+    os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
+    return use_private_database(root / "mongo")
