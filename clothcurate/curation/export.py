@@ -26,7 +26,6 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import NamedTuple
 
@@ -46,6 +45,7 @@ from clothcurate.labelmaps import NUM_CLASSES, TARGET_CLASSES, mask_targets
 from clothcurate.masks import MASK_PNG_PARAMS, read_mask
 from clothcurate.outdir import FolderKind, check_replaceable, folder_lock, replacing, target
 from clothcurate.workspace import remember_export
+from clothcurate.timestamps import utc_now
 
 __all__ = ["CROP_MARGIN", "FORMATS", "ExportReport", "export_folds"]
 
@@ -337,7 +337,7 @@ def export_folds(*, dataset: str, out: Path, folds: int = 5, seed: int = 0, fmt:
                 write_json(tmp / "coco.json", _coco(samples, results, dataset))
             write_json(tmp / "export.json", {
                 "version": EXPORT_VERSION, "dataset": dataset, "folds": folds, "seed": seed, "crop": crop,
-                "size": size, "format": fmt, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "size": size, "format": fmt, "created": utc_now(),
                 "left_out": left_out, "n_samples": len(samples), "crop_margin": CROP_MARGIN if crop else None})
 
         assigned = {r.id: int(f) for r, f in zip(rows, fold_of)}

@@ -26,7 +26,6 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +47,7 @@ from clothcurate.reports.tables import (
     table_iii,
     write_csv,
 )
+from clothcurate.timestamps import utc_now
 
 __all__ = ["REPORT_FOLDER", "ExportSection", "ReportData", "ReportResult", "build_report"]
 
@@ -248,7 +248,7 @@ def build_report(runs: list[Path], out: Path, *, dataset: str | None = None, sam
                 figures.sample_grid(its_views[:n_best], its_views[n_best:], grids[run.label],
                                     title=f"{run.title}: out-of-fold predictions, "
                                           "highest and lowest IoU (cf. paper Fig. 9)")
-        data = ReportData(out=out, created=datetime.now(timezone.utc).isoformat(timespec="seconds"), paper=paper,
+        data = ReportData(out=out, created=utc_now(), paper=paper,
                           runs=loaded, table2=t2, table3=t3, iou_figure=iou_fig, confusion_figures=confusion,
                           sample_figures=grids, exports=_write_exports(exports, tmp), dataset=dataset,
                           dataset_summary=dataset_summary, notes=notes)

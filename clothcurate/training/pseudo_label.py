@@ -37,7 +37,6 @@ import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import cv2
@@ -62,6 +61,7 @@ from clothcurate.folders.run import RunFolder
 from clothcurate.geometry import crop_box, crop_image, paste_back
 from clothcurate.images import read_image
 from clothcurate.masks import write_mask_png
+from clothcurate.timestamps import utc_now
 
 __all__ = ["DEFAULT_THRESHOLD", "PseudoReport", "allowed_classes", "filter_pseudo", "main_person", "pseudo_label"]
 
@@ -170,10 +170,6 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _tag_only_samples(dataset: str) -> tuple[object, list[tuple[str, str, tuple[str, ...]]]]:
@@ -383,7 +379,7 @@ def pseudo_label(*, run_dir: str | Path, dataset: str, threshold: float = DEFAUL
                                      threshold=float(threshold), batch_size=batch_size, progress=progress)
         report.folds[k], report.kept_share[k] = written, share
         fold_docs[str(k)] = {"checkpoint_sha256": sha, "masks": len(usable), "labelled_share": round(share, 4),
-                             "finished": _now() if written or not entry.get("finished") else entry["finished"]}
+                             "finished": utc_now() if written or not entry.get("finished") else entry["finished"]}
         pf.write_manifest({**base, "folds": {kk: fold_docs[kk] for kk in sorted(fold_docs) if int(kk) in segmenters}})
     if usable:
         _write_field(ds, samples, pf=pf, fold=min(segmenters), field_name=field_name, dataset=dataset, classes=classes)

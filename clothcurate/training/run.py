@@ -37,7 +37,6 @@ import os
 import platform
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -74,6 +73,7 @@ from clothcurate.training.models import (
 from clothcurate.training.pseudo_data import PseudoSet
 from clothcurate.training.sampling import sampling_weights
 from clothcurate.training.split import split_validation
+from clothcurate.timestamps import utc_now
 
 __all__ = ["train_eval", "TrainEvalResult", "parse_folds", "VALIDATION_FRACTION"]
 
@@ -186,10 +186,6 @@ def _machine(ctx: DistContext) -> dict[str, Any]:
             "device": str(ctx.device), "world_size": ctx.world_size}
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def _start_config(run_dir: Path, cfg: TrainConfig, export: ExportFolder, ctx: DistContext, *,
                   training: bool) -> dict[str, Any]:
     """Write (or update) config.json; refuse a run folder whose folds were started with other
@@ -225,7 +221,7 @@ def _start_config(run_dir: Path, cfg: TrainConfig, export: ExportFolder, ctx: Di
               "export": export.meta, "export_dir": str(export.root),
               "versions": previous["versions"] if keep else _versions(),
               "machine": previous["machine"] if keep else _machine(ctx),
-              "started": previous.get("started", _now()), "resumed": previous.get("resumed", -1) + 1,
+              "started": previous.get("started", utc_now()), "resumed": previous.get("resumed", -1) + 1,
               "finished": previous.get("finished") if keep else None}
     write_json(path, config)
     return config
@@ -322,7 +318,7 @@ def _run_fold(k: int, *, export: ExportFolder, cache, cfg: TrainConfig, run_dir:
         entry = _fold_entry(k, pred)
         facts = {"n_train": len(fit_idx), "n_val": len(val_idx), "n_test": len(test_pos),
                  "best_epoch": fit.best_epoch, "best_val_loss": fit.best_val_loss, "epochs_run": fit.epochs_run,
-                 "stopped_early": fit.stopped_early, "machine": _machine(ctx), "finished": _now()}
+                 "stopped_early": fit.stopped_early, "machine": _machine(ctx), "finished": utc_now()}
         if fit.averaged_epochs:
             facts["averaged_epochs"] = fit.averaged_epochs
         if pseudo is not None:
@@ -330,7 +326,7 @@ def _run_fold(k: int, *, export: ExportFolder, cache, cfg: TrainConfig, run_dir:
         write_json(fold_dir / "scores.json", {"entry": entry, "fit": facts})
         write_bytes(fold_dir / "per_sample.csv",
                      _per_sample_csv([(key, k, iou, acc) for key, iou, acc in pred.per_sample]))
-        write_bytes(fold_dir / "done", (_now() + "\n").encode())
+        write_bytes(fold_dir / "done", (utc_now() + "\n").encode())
     ctx.barrier()
 
 
@@ -392,7 +388,7 @@ def train_eval(config: TrainConfig | None = None, *, run_dir: str | Path, **opti
 
         def finish() -> tuple[dict[str, Any], list[dict[str, Any]], str]:
             metrics, entries = _collect(run_dir, arch, encoder, export.classes)
-            write_json(run_dir / "config.json", {**config, "finished": _now() if todo else config["finished"] or _now()})
+            write_json(run_dir / "config.json", {**config, "finished": utc_now() if todo else config["finished"] or utc_now()})
             return metrics, entries, _write_back(run_dir, dataset=dataset, arch=arch)
 
         metrics, entries, writeback = ctx.on_main(finish) or ({}, [], "")

@@ -28,7 +28,6 @@ import json
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -39,6 +38,7 @@ from clothcurate.curation.annotate.regions import to_mask, to_regions
 from clothcurate.errors import BadInputError, ClothcurateError
 from clothcurate.labelmaps import TARGET_CLASSES
 from clothcurate.workspace import dataset_dir
+from clothcurate.timestamps import utc_now
 
 __all__ = ["BACKENDS", "AnnotateReport", "label_field", "load", "send", "sent_path"]
 
@@ -212,7 +212,7 @@ def send(dataset: str, *, anno_key: str, backend: str = "labelstudio", view: str
         if not isinstance(e, Exception):
             raise
         raise _tool_error(b, url, e, "upload failed (nothing kept here)", anno_key) from e
-    sent = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "backend": b.name, "url": url,
+    sent = {"at": utc_now(), "backend": b.name, "url": url,
             "sent": {st.key: st.mask_path for st in states.values()}}
     write_json(sent_path(dataset, anno_key), sent)
     project = (f"project {results.project_id}: {url}/projects/{results.project_id}"

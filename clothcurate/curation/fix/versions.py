@@ -26,7 +26,6 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +36,7 @@ from clothcurate.labelmaps import NUM_CLASSES, TARGET_CLASSES
 from clothcurate.mask_facts import mask_facts
 from clothcurate.masks import read_mask, write_mask_png
 from clothcurate.workspace import dataset_dir, mask_dir
+from clothcurate.timestamps import utc_now
 
 __all__ = ["CORRECTIONS", "GROUND_TRUTH", "ORIGINAL", "VERSIONS_DIR", "Change", "SampleState", "class_changes",
            "commit", "correction_lock", "log_path", "next_version", "read_current", "read_states",
@@ -194,10 +194,6 @@ def glob_escape(text: str) -> str:
     return re.sub(r"([*?\[])", r"[\1]", text)
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
 def _declare_fields(ds) -> None:
     import fiftyone as fo
 
@@ -260,7 +256,7 @@ def commit(ds, dataset: str, changes: list[Change]) -> list[dict]:
         version = next_version(dataset, st.key)
         path = out_dir / f"{st.key}.v{version}.png"
         write_mask_png(path, ch.mask)
-        record = {"version": version, "at": _now(), "how": ch.how, "changes": ch.changes, "pixels": ch.pixels,
+        record = {"version": version, "at": utc_now(), "how": ch.how, "changes": ch.changes, "pixels": ch.pixels,
                   **ch.detail, "previous": st.mask_path, "mask": str(path)}
         facts = mask_facts(ch.mask)
         rows[st.id] = {f"{GROUND_TRUTH}.mask_path": str(path), CORRECTIONS: [*st.corrections, record],
@@ -298,7 +294,7 @@ def undo_last(ds, dataset: str, state: SampleState) -> dict:
     if first:  # back to the ingested mask: the sample is uncorrected again
         row[ORIGINAL] = None
     _write_fields(ds, {state.id: row})
-    _append_log(dataset, [{"event": "undo", "key": state.key, "at": _now(), "version": last["version"],
+    _append_log(dataset, [{"event": "undo", "key": state.key, "at": utc_now(), "version": last["version"],
                            "undone": last["mask"], "restored": previous}])
     return last
 

@@ -16,7 +16,6 @@ Example::
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +31,7 @@ from clothcurate.curation.flags.registry import Check, all_checks
 from clothcurate.curation.flags.report import FlagReport
 from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import load_labelmap
+from clothcurate.timestamps import utc_now
 
 __all__ = ["FLAG_TAGS", "VIEWS", "FlagReport", "flag_errors"]
 
@@ -173,6 +173,6 @@ def _write(ds, ids: list[str], quality: np.ndarray, found: list[list[str]], bg_o
     ds.info["checks"] = {c.name: {"description": c.description, "weight": c.weight, "threshold": c.threshold,
                                   "flagged": int((scores[:, j] >= c.threshold).sum())}
                          for j, c in enumerate(checks)}
-    ds.info["flag_errors"] = {"run": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    ds.info["flag_errors"] = {"run": utc_now(),
                               "suspicious_below": scoring.SUSPICIOUS_BELOW}
     ds.save()
