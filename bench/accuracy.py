@@ -70,6 +70,10 @@ def _variants(epochs: int) -> dict[str, dict[str, Any]]:
                                   "sampling": "repeat-factor"},
         "cosine+lovasz+tta+rfs+avg": {"schedule": "cosine", "warmup_epochs": warm, "loss": "ce+lovasz",
                                       "tta": True, "sampling": "repeat-factor", "average_last": last},
+        "default+avg": {"recipe": "default", "average_last": last},
+        "default+rotate": {"recipe": "default", "augment": "rotate"},
+        "default+scale-aug": {"recipe": "default", "augment": "scale"},
+        "default+lite2": {"recipe": "default", "encoder": "tf_efficientnet_lite2"},
         "unet": {"arch": "unet"},
         "linknet": {"arch": "linknet"},
         "pspnet": {"arch": "pspnet"},
@@ -105,7 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=None, help="with --ccp: export only this many samples")
     parser.add_argument("--variants", default="default,cosine", help="comma list of: " + ", ".join(_variants(2)))
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--size", type=int, default=160, help="image size (a multiple of 32)")
+    parser.add_argument("--size", default="160",
+                        help="model input S or HxW (each a multiple of 32; HxW: portrait crops, the export's too)")
     parser.add_argument("--seeds", default="0", help="comma list of seeds (two where a difference is < 1.5 points)")
     parser.add_argument("--fold", type=int, default=0, help="the test fold")
     parser.add_argument("--arch", default="fpn", help="architecture of the variants that do not set one")
@@ -117,6 +122,12 @@ def main(argv: list[str] | None = None) -> None:
                         help="teacher run folder with pseudo-masks (pseudo-label), for the +pseudo variants")
     args = parser.parse_args(argv)
 
+    from clothcurate.geometry import format_size, parse_size
+
+    try:
+        height, width = parse_size(args.size)
+    except ValueError as e:
+        parser.error(str(e))
     table = _variants(args.epochs)
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in names if v not in table]
@@ -138,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
         spec = importlib.util.spec_from_file_location("bench_train", REPO / "bench" / "train.py")
         bench_train = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(bench_train)
-        data = bench_train._build_export(args.ccp, size=args.size, limit=args.limit, tmp=tmp)
+        data = bench_train._build_export(args.ccp, size=(height, width), limit=args.limit, tmp=tmp)
     out = args.out or tmp / "runs"
 
     from clothcurate.training.config import TrainConfig
@@ -151,7 +162,7 @@ def main(argv: list[str] | None = None) -> None:
         per_seed, minutes = [], 0.0
         for seed in seeds:
             options = {"arch": args.arch, "data_dir": str(data), "fold_spec": str(args.fold),
-                       "image_size": args.size, "epochs": args.epochs, "batch_size": args.batch_size,
+                       "image_size": height, "image_width": width, "epochs": args.epochs, "batch_size": args.batch_size,
                        "workers": args.workers, "device": args.device, "dataset": None, "seed": seed, **changes}
             config = TrainConfig.from_recipe(recipe, **options)
             run_dir = out / f"{name.replace('/', '_')}-s{seed}"
@@ -163,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
 
     head = (f"{'variant':<18} | {'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | {'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | "
             + " ".join(f"{n[:7]:>7}" for n in RARE) + " |   min")
-    print(f"accuracy: export {data}, fold {args.fold}, {args.size} px, {args.epochs} epochs, seeds {seeds}, "
+    print(f"accuracy: export {data}, fold {args.fold}, {format_size((height, width))} px, {args.epochs} epochs, seeds {seeds}, "
           f"device {args.device}, {os.cpu_count()} CPUs (percent; opened | raw | opened IoU of rare classes)")
     print(head)
     print("-" * len(head))

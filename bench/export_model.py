@@ -38,7 +38,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # tiny_run: the tests' tiny real run
 
-from clothcurate.geometry import crop_box, crop_image  # noqa: E402
+from clothcurate.geometry import aspect_of, crop_box, crop_image, format_size  # noqa: E402
 from clothcurate.inference.onnx_backend import OnnxRuntimeBackend  # noqa: E402
 from clothcurate.inference.predict import predict_photos  # noqa: E402
 from clothcurate.inference.segmenter import Segmenter  # noqa: E402
@@ -59,13 +59,15 @@ def best_of(fn, repeats: int) -> float:
     return min(times)
 
 
-def crops(samples, size: int) -> torch.Tensor:
-    """(N, 3, S, S) uint8 RGB annotation person crops of ``(key, photo, gt)`` samples."""
+def crops(samples, size: int | tuple[int, int]) -> torch.Tensor:
+    """(N, 3, h, w) uint8 RGB annotation person crops of ``(key, photo, gt)`` samples, grown to the
+    input's aspect ratio as the export grows them."""
     out = []
     for _, photo, gt in samples:
         rgb = cv2.cvtColor(cv2.imread(str(photo)), cv2.COLOR_BGR2RGB)
         h, w = gt.shape
-        out.append(crop_image(rgb, box=crop_box(person_box(gt), width=w, height=h), size=size))
+        box = crop_box(person_box(gt), width=w, height=h, aspect=aspect_of(size))
+        out.append(crop_image(rgb, box=box, size=size))
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
 
 
@@ -111,8 +113,8 @@ def main() -> None:
         photos = [photo for _, photo, _ in samples]
 
         seg = Segmenter.from_run(run, fold="all", device="cpu")
-        size = seg.input_size[0]
-        print(f"model: {seg.spec.arch}/{seg.spec.encoder}, {len(seg.models)} fold(s) ensembled, {size} px; "
+        size = seg.input_size
+        print(f"model: {seg.spec.arch}/{seg.spec.encoder}, {len(seg.models)} fold(s) ensembled, {format_size(size)} px; "
               f"{len(photos)} CCP photos")
         print("\n| what | PyTorch eager photos/s | ONNX Runtime photos/s | ORT speed-up | pixels agreeing | "
               "max prob diff |\n|---|---|---|---|---|---|")
@@ -134,7 +136,7 @@ def main() -> None:
               f"{rates['torch'] and rates['onnx'] / rates['torch']:.2f}x | {100 * same / total:.3f} % | - |")
         print(f"| loading the run (s; ONNX: + export in memory) | {load['torch']:.2f} s | {load['onnx']:.2f} s | "
               "- | - | - |")
-        forward_row(f"{size} px, trained, {len(seg.models)} folds", seg, crops(samples, size), args.threads,
+        forward_row(f"{format_size(size)} px, trained, {len(seg.models)} folds", seg, crops(samples, size), args.threads,
                     args.repeats)
         if args.also_size:
             s = args.also_size

@@ -36,8 +36,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _build_export(ccp: Path, *, size: int, limit: int | None, tmp: Path) -> Path:
-    """Ingest CCP into a throw-away FiftyOne database and export person crops of ``size``."""
+def _build_export(ccp: Path, *, size: int | tuple[int, int], limit: int | None, tmp: Path,
+                  more_sizes: tuple[int | tuple[int, int], ...] = ()) -> Path:
+    """Ingest CCP into a throw-away FiftyOne database and export person crops of ``size`` (S or
+    (H, W)) to ``tmp/export``; each of ``more_sizes`` to ``tmp/export-HxW`` with the same folds."""
     from clothcurate.curation.mongod import use_private_database
 
     atexit.register(use_private_database(tmp / "mongo").close)  # a private mongod, before fiftyone is imported
@@ -58,6 +60,11 @@ def _build_export(ccp: Path, *, size: int, limit: int | None, tmp: Path) -> Path
         name = "bench-slice"
     out = tmp / "export"
     export_folds(dataset=name, out=out, folds=5, seed=0, crop="person", size=size, progress=True)
+    for other in more_sizes:
+        from clothcurate.geometry import format_size
+
+        export_folds(dataset=name, out=tmp / f"export-{format_size(other)}", folds=5, seed=0, crop="person",
+                     size=other, progress=True)
     print(f"built export {out} from {ccp} in {time.perf_counter() - t:.0f} s")
     return out
 

@@ -27,6 +27,7 @@ from clothcurate.training.config import (
     REPEAT_CLASSES,
     SAMPLINGS,
     SCHEDULES,
+    parse_tta_scales,
 )
 from clothcurate.workspace import DEFAULT_DATASET
 
@@ -317,6 +318,22 @@ def annotate_load(dataset, anno_key, url, api_key, cleanup):
     click.echo(load(dataset, anno_key=anno_key, url=url, api_key=api_key, cleanup=cleanup).summary())
 
 
+class _SizeType(click.ParamType):
+    """``S`` (a square) or ``HxW`` (e.g. ``384x256``, a portrait input) -> ``(H, W)``."""
+
+    name = "S|HxW"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, tuple):
+            return value
+        from clothcurate.geometry import parse_size
+
+        try:
+            return parse_size(value, option=param.opts[0] if param else "--size")
+        except ValueError as e:
+            self.fail(str(e), param, ctx)
+
+
 @main.command("export-folds")
 @dataset_option
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Export folder.")
@@ -325,7 +342,9 @@ def annotate_load(dataset, anno_key, url, api_key, cleanup):
 @click.option("--format", "fmt", type=click.Choice(["png", "coco", "both"]), default="png", show_default=True)
 @click.option("--crop", type=click.Choice(["none", "person"]), default="none", show_default=True,
               help="Crop each photo to the person box (with a margin).")
-@click.option("--size", type=int, default=None, help="Resize crops to SIZE x SIZE (e.g. 320).")
+@click.option("--size", type=_SizeType(), default=None, metavar="S|HxW",
+              help="Resize crops to S x S (e.g. 320, the paper's) or to HxW (e.g. 384x256: portrait crops, the "
+                   "person box grown to that aspect ratio instead of a square, so fewer background pixels).")
 @click.option("--keep-flagged", is_flag=True, help="Keep bg_only samples (reject ones are always left out).")
 @click.option("--overwrite", is_flag=True, help="Replace a non-empty --out.")
 @click.option("--jpeg-quality", default=95, show_default=True,
@@ -408,7 +427,10 @@ _RECIPE_DEFAULTS = RECIPES["default"]
               help="Maximum epochs (plateau schedule) or exact epochs (cosine).")
 @click.option("--patience", default=_RECIPE_DEFAULTS["patience"], show_default=True,
               help="Early stop after this many epochs without improvement (plateau schedule).")
-@click.option("--image-size", default=_RECIPE_DEFAULTS["image_size"], show_default=True)
+@click.option("--image-size", type=_SizeType(), default=str(_RECIPE_DEFAULTS["image_size"]), show_default=True,
+              metavar="S|HxW",
+              help="Model input: S (square) or HxW, each a multiple of 32; the export's person crops must have "
+                   "the same aspect ratio (export-folds --size).")
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--lr", default=_RECIPE_DEFAULTS["lr"], show_default=True, help="Adam's (peak) learning rate.")
 @click.option("--loss", type=click.Choice(LOSSES), default=_RECIPE_DEFAULTS["loss"],
@@ -432,6 +454,10 @@ _RECIPE_DEFAULTS = RECIPES["default"]
                    "instead of the best epoch; needs --schedule cosine. 0: off.")
 @click.option("--tta/--no-tta", default=_RECIPE_DEFAULTS["tta"], show_default=True,
               help="Predict the test folds as the mean of the image's and its horizontal flip's logits.")
+@click.option("--tta-scales", default=None, metavar="S1,S2",
+              help="With --tta only: also predict each test image and its flip resized by these factors "
+                   "(comma list including 1, at most 3, e.g. 1,1.25; sides rounded to multiples of 32), the "
+                   "mean of every view's logits. Binds the run folder.  [default: 1]")
 @click.option("--workers", default=None, type=int,
               help="Data-loader workers per process (default: this node's CPUs shared by its ranks, at most 16).")
 @click.option("--device", default="auto", show_default=True, help="auto, cuda, cpu.")
@@ -463,6 +489,11 @@ def train_eval(ctx, **options):
         options["run_dir"] = default_run_dir(options["dataset"], options["arch"])
     run_dir, recipe = options.pop("run_dir"), options.pop("recipe")
     options["pseudo"] = None if options["pseudo"] is None else str(options["pseudo"])
+    if options["tta_scales"] is not None:
+        options["tta_scales"] = parse_tta_scales(options["tta_scales"])
+    height, width = options.pop("image_size")
+    if ctx.get_parameter_source("image_size") is not ParameterSource.DEFAULT:  # else the recipe's square
+        options["image_size"], options["image_width"] = height, width
     # an option left at its default takes the recipe's value
     preset = RECIPES.get(recipe, {})
     explicit = {name: value for name, value in options.items()
@@ -545,6 +576,9 @@ def report(runs, more_runs, out, dataset):
 @click.option("--fold", default="all", show_default=True, help="A fold's checkpoint, or all: the folds' ensemble.")
 @click.option("--tta/--no-tta", default=None,
               help="Horizontal-flip test-time augmentation (default: as the run evaluated its test folds).")
+@click.option("--tta-scales", default=None, metavar="S1,S2",
+              help="With TTA only: the scales each crop and its flip are predicted at (comma list including 1, "
+                   "at most 3, e.g. 1,1.25; default: as the run evaluated its test folds).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--batch-size", default=8, show_default=True, help="Photos per batch (per process under torchrun).")
 @click.option("--overlay", is_flag=True, help="Also write <stem>_overlay.jpg with the class colours.")
@@ -554,7 +588,8 @@ def report(runs, more_runs, out, dataset):
 @click.option("--backend", default="torch", show_default=True,
               help="torch, or onnx: the model's forward pass on ONNX Runtime (CPU).")
 @_handle_errors
-def predict(run_dir, out, paths, detector, fold, tta, device, batch_size, overlay, strict, dataset, backend):
+def predict(run_dir, out, paths, detector, fold, tta, tta_scales, device, batch_size, overlay, strict, dataset,
+            backend):
     """Segment new photos: detect each person, crop, segment, paste back into the photo.
 
     PATHS: photos, folders (their photos) or glob patterns. Under torchrun the photos are
@@ -566,7 +601,9 @@ def predict(run_dir, out, paths, detector, fold, tta, device, batch_size, overla
     """
     from clothcurate.inference.predict import predict_photos
 
+    scales = None if tta_scales is None else parse_tta_scales(tta_scales)
     report = predict_photos(run_dir=run_dir, out_dir=out, paths=paths, detector=detector, fold=fold, tta=tta,
+                            tta_scales=scales,
                             device=device, batch_size=batch_size, strict=strict, overlay=overlay, dataset=dataset,
                             backend=backend)
     text = report.summary()
@@ -582,9 +619,12 @@ def predict(run_dir, out, paths, detector, fold, tta, device, batch_size, overla
               help="A fold's checkpoint, or all: the folds' ensemble (mean softmax) in one graph.")
 @click.option("--tta/--no-tta", default=None, help="Put horizontal-flip test-time augmentation inside the "
               "graph (default: as the run evaluated its test folds).")
+@click.option("--tta-scales", default=None, metavar="S1,S2",
+              help="With TTA only: the scales inside the graph (comma list including 1, at most 3, e.g. 1,1.25; "
+                   "recorded in the file's metadata; default: as the run evaluated its test folds).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The model file to write.")
 @_handle_errors
-def export_model(run_dir, fmt, fold, tta, out):
+def export_model(run_dir, fmt, fold, tta, tta_scales, out):
     """Write a run's model as one self-contained ONNX or TorchScript file.
 
     Input: uint8 RGB (N, 3, H, W) at the run's input size; normalisation and softmax inside;
@@ -596,7 +636,8 @@ def export_model(run_dir, fmt, fold, tta, out):
     """
     from clothcurate.inference.export_model import export_model as run_export
 
-    click.echo(run_export(run_dir=run_dir, fmt=fmt, out=out, fold=fold, tta=tta).summary())
+    scales = None if tta_scales is None else parse_tta_scales(tta_scales)
+    click.echo(run_export(run_dir=run_dir, fmt=fmt, out=out, fold=fold, tta=tta, tta_scales=scales).summary())
 
 
 if __name__ == "__main__":

@@ -31,19 +31,27 @@ def test_the_paper_recipe_is_the_papers():
 
 def test_binding_options_depend_on_the_schedule():
     plateau = TrainConfig(arch="fpn", data_dir="x")
-    assert {"arch", "encoder", "encoder_weights", "image_size", "loss", "lr", "seed", "monitor", "schedule",
-            "tta", "augment", "sampling", "average_last", "pseudo"} == set(plateau.binding())
+    assert {"arch", "encoder", "encoder_weights", "image_size", "image_width", "loss", "lr", "seed", "monitor", "schedule",
+            "tta", "tta_scales", "augment", "sampling", "average_last", "pseudo"} == set(plateau.binding())
     cosine = plateau.replace(schedule="cosine", warmup_epochs=2)
     assert {"epochs", "warmup_epochs"} <= set(cosine.binding())
 
 
 @pytest.mark.parametrize("bad, words", [
     ({"loss": "hinge"}, "--loss"), ({"schedule": "step"}, "--schedule"), ({"image_size": 100}, "multiple of 32"),
+    ({"image_size": 96, "image_width": 50}, "96x50: each side must be a multiple of 32"),
     ({"epochs": 0}, "--epochs"), ({"warmup_epochs": 5, "epochs": 5}, "--warmup-epochs"),
     ({"monitor": "f1"}, "--monitor"), ({"lr": 0}, "--lr"), ({"augment": "mixup"}, "--augment")])
 def test_bad_values_are_bad_input(bad, words):
     with pytest.raises(BadInputError, match=words):
         TrainConfig(arch="fpn", data_dir="x", **bad)
+
+
+def test_a_square_has_one_spelling_and_a_portrait_input_its_height_and_width():
+    assert TrainConfig(arch="fpn", data_dir="x", image_size=96, image_width=96) == TrainConfig(arch="fpn", data_dir="x",
+                                                                                              image_size=96)
+    portrait = TrainConfig(arch="fpn", data_dir="x", image_size=384, image_width=256)
+    assert portrait.input_size == (384, 256) and TrainConfig(arch="fpn", data_dir="x").input_size == (320, 320)
 
 
 def test_unknown_recipe_or_option_is_bad_input():

@@ -14,7 +14,7 @@ def _rel(x0, y0, x1, y1, width, height):
 def test_crop_box_margin_square_and_clipping():
     # person pixels x 100..200, y 100..500 in a 400x600 photo; 5% margin = 5 px and 20 px
     bbox = _rel(100, 100, 200, 500, 400, 600)
-    assert crop_box(bbox, width=400, height=600, square=False) == (95, 80, 205, 520)
+    assert crop_box(bbox, width=400, height=600, aspect=None) == (95, 80, 205, 520)
     # square wants 440 px wide, the photo has 400: the box takes the full width
     assert crop_box(bbox, width=400, height=600) == (0, 80, 400, 520)
     # in a large photo it becomes a 440 x 440 square, centred (x from -70) and shifted inside

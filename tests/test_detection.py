@@ -182,3 +182,92 @@ def test_ssdlite_pedestrian_bad_graph_is_one_line(tmp_path, monkeypatch):
         bad.write_bytes(b"")
         create_detector("ssdlite-pedestrian", graph=bad)
     assert "\n" not in str(err.value)
+
+
+# --- the box rule: which people predict segments and how far their boxes are widened (detection/calibration.py)
+
+
+def _person_pixels_outside(ccp_dir: Path, stem: str, box) -> tuple[int, int]:
+    """``(annotated person pixels outside the square crop predict takes around box, person pixels)``."""
+    from clothcurate.geometry import crop_box
+
+    raw = scipy.io.loadmat(ccp_dir / "annotations" / "pixel-level" / f"{stem}.mat")["groundtruth"]
+    person = load_labelmap("ccp").remap(raw, source_id=stem) > 0
+    h, w = person.shape
+    x0, y0, x1, y1 = crop_box([box[0] / w, box[1] / h, box[2] / w, box[3] / h], width=w, height=h)
+    inside = np.zeros_like(person)
+    inside[y0:y1, x0:x1] = True
+    return int((person & ~inside).sum()), int(person.sum())
+
+
+def test_calibration_brings_back_the_feet_the_raw_box_cuts(ccp_dir):
+    """ccp_0201: the detector's one box stops at the shins; the crop around it loses the feet (> 10 %
+    of the annotated person). The default detector's calibration widens the box downwards and the
+    crop keeps (almost) all of the person, while the detector's own box is left as found."""
+    from clothcurate.detection import box_rule, people_to_crop
+
+    photo = _photo(ccp_dir, "0201")
+    h, w = photo.shape[:2]
+    people = create_detector(DEFAULT_DETECTOR).detect(photo)
+    assert len(people) == 1
+    raw = people[0]
+    truth = _annotation_box(ccp_dir, "0201")
+    assert raw.box[1] + raw.box[3] < truth[1] + truth[3] - 0.1 * truth[3], (raw, truth)  # the feet are cut
+    lost_raw, total = _person_pixels_outside(ccp_dir, "0201", raw.box)
+    assert lost_raw > 0.1 * total
+
+    chosen = people_to_crop(people, width=w, height=h)
+    assert [i for i, _ in chosen] == [0]
+    widened = chosen[0][1]
+    assert widened.box == box_rule(DEFAULT_DETECTOR).calibration.apply(raw.box, width=w, height=h) != raw.box
+    assert (widened.score, widened.detector) == (raw.score, raw.detector) and people[0] is raw
+    lost, _ = _person_pixels_outside(ccp_dir, "0201", widened.box)
+    assert lost < 0.05 * total and lost < lost_raw / 3, (lost, lost_raw, total)
+    assert _iou(widened.box, truth) > _iou(raw.box, truth)
+
+
+def test_subject_rule_leaves_out_the_passer_by_that_scores_higher(ccp_dir):
+    """ccp_0549: the top-scoring box is a passer-by behind the subject (CCP annotates them as
+    background); the default detector's rule keeps the subject's box only."""
+    from clothcurate.detection import people_to_crop
+
+    photo = _photo(ccp_dir, "0549")
+    h, w = photo.shape[:2]
+    people = create_detector(DEFAULT_DETECTOR).detect(photo)
+    truth = _annotation_box(ccp_dir, "0549")
+    assert len(people) >= 3 and _iou(people[0].box, truth) < 0.1, people   # the best box is not the subject
+    chosen = people_to_crop(people, width=w, height=h)
+    assert len(chosen) == 1
+    i, kept = chosen[0]
+    assert _iou(people[i].box, truth) >= 0.7 and _iou(kept.box, truth) >= 0.7
+
+
+def test_every_box_as_found_for_a_detector_without_a_rule(ccp_dir):
+    """hog has no measured rule: every box it finds is cropped, unchanged."""
+    from clothcurate.detection import people_to_crop
+
+    photo = np.ascontiguousarray(np.hstack([_photo(ccp_dir, "0500")[:800], _photo(ccp_dir, "1000")[:800]]))
+    people = [PersonBox(box=(10, 10, 100, 400), score=0.9, detector="hog"),
+              PersonBox(box=(600, 300, 50, 100), score=0.8, detector="hog")]
+    assert people_to_crop(people, width=photo.shape[1], height=photo.shape[0]) == list(enumerate(people))
+    assert people_to_crop([], width=10, height=10) == []
+
+
+def test_fit_calibration_on_real_boxes(ccp_dir):
+    """Fitted on real detector boxes that cut the feet, the calibration widens the bottom and raises
+    the crops' agreement with the annotation crops; on boxes equal to the annotation it is the identity."""
+    from clothcurate.detection import BoxCalibration
+    from clothcurate.detection.calibration import crop_iou, fit_calibration
+
+    det = create_detector(DEFAULT_DETECTOR)
+    pairs = []
+    for stem in ("0201", "0107", "0012"):
+        photo = _photo(ccp_dir, stem)
+        pairs.append((det.detect(photo)[0].box, _annotation_box(ccp_dir, stem), (photo.shape[1], photo.shape[0])))
+    fitted = fit_calibration(pairs)
+    assert fitted.bottom >= 0.1 and min(fitted.as_list()) >= 0.0
+    assert crop_iou(fitted, pairs).mean() > crop_iou(BoxCalibration(), pairs).mean() + 0.01
+    exact = [(truth, truth, size) for _, truth, size in pairs]
+    assert fit_calibration(exact) == BoxCalibration()
+    with pytest.raises(ValueError, match="at least one"):
+        fit_calibration([])

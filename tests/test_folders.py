@@ -85,7 +85,7 @@ def test_one_rule_finds_the_export_for_every_reader(tmp_path, how):
     folder = RunFolder.open(run)
     assert folder.export_dir == export.resolve()
     assert [s.key for s in folder.export().samples] == ["ccp_0000", "ccp_0001", "ccp_0002"]
-    assert folder.arch == "fpn" and folder.image_size == 320
+    assert folder.arch == "fpn" and folder.input_size == (320, 320)
 
     # flag-errors --model: the confidence maps are placed in the frames of that export
     (run / "confidence").mkdir()
@@ -136,7 +136,7 @@ def test_read_export_complete_or_folds_only(tmp_path):
 def test_real_older_run_folders_read(arch):
     """The H100 run folders of docs/ (no checkpoints, no predictions, export not here)."""
     run = RunFolder.open(GPU_RUNS / arch)
-    assert run.arch == arch and run.encoder == "tf_efficientnet_lite0" and run.image_size == 320
+    assert run.arch == arch and run.encoder == "tf_efficientnet_lite0" and run.input_size == (320, 320)
     assert run.export_dir is None and run.recorded_export.endswith("export320")
     assert run.checkpoints() == {} and run.finished_folds() == []
     assert run.fold_scores(0)["entry"]["fold"] == 0

@@ -59,8 +59,11 @@ def test_predict_writes_mask_and_json_per_photo_and_names_the_bad_one(tiny, ccp_
         assert doc["photo"] == str(photo.resolve()) and doc["size"] == [w, h]
         for person in doc["persons"]:
             x, y, bw, bh = person["box"]
-            assert set(person) == {"box", "score", "detector"} and person["detector"] == DEFAULT_DETECTOR
+            assert set(person) == {"box", "score", "detector", "crop"} and person["detector"] == DEFAULT_DETECTOR
             assert 0 <= x < x + bw <= w and 0 <= y < y + bh <= h and 0 <= person["score"] <= 1
+            if person["crop"] is not None:  # the crop segmented for this person holds its box
+                x0, y0, x1, y1 = person["crop"]
+                assert 0 <= x0 <= x < x + bw <= x1 <= w and 0 <= y0 <= y < y + bh <= y1 <= h
         counts = np.bincount(mask.ravel(), minlength=len(TARGET_CLASSES))
         garments = {g["class"]: g for g in doc["garments"]}
         expected = {TARGET_CLASSES[c] for c in np.flatnonzero(counts)} - {"background", "skin", "hair"}
@@ -189,3 +192,22 @@ def test_dataset_gets_pred_persons_garments_and_reruns_update(tiny, ccp_dir, tmp
         for n in (name, f"{name}-curated"):
             if fo.dataset_exists(n):
                 fo.delete_dataset(n)
+
+
+def test_predict_segments_the_subject_not_the_passer_by(tiny, ccp_dir, tmp_path):
+    """ccp_0549: the best-scoring box is a passer-by behind the subject. The JSON keeps every box as
+    the detector found it; only the subject gets a crop ("crop": null for the others), so no label
+    is painted where only the passers-by stand."""
+    _, run = tiny
+    photo = ccp_dir / "photos" / "0549.jpg"
+    predict_photos(run_dir=run, out_dir=tmp_path / "out", paths=[photo], progress=False)
+    doc = json.loads((tmp_path / "out" / "0549.json").read_text())
+    found = create_detector(DEFAULT_DETECTOR).detect(_rgb(photo))
+    assert [p["box"] for p in doc["persons"]] == [list(p.box) for p in found] and len(found) >= 3
+    cropped = [p for p in doc["persons"] if p["crop"] is not None]
+    assert len(cropped) == 1 and cropped[0]["box"] != doc["persons"][0]["box"]
+    mask = cv2.imread(str(tmp_path / "out" / "0549.png"), cv2.IMREAD_UNCHANGED)
+    x0, y0, x1, y1 = cropped[0]["crop"]
+    outside = np.ones(mask.shape, bool)
+    outside[y0:y1, x0:x1] = False
+    assert not mask[outside].any()

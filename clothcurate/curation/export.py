@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from clothcurate.atomic import write_json
 from clothcurate.curation.coco import coco_document, mask_to_annotations
-from clothcurate.geometry import crop_box, crop_resize
+from clothcurate.geometry import Size, aspect_of, as_size, crop_box, crop_resize, format_size
 from clothcurate.curation.annotation import pixel_annotated, tag_only
 from clothcurate.curation.db import load_dataset
 from clothcurate.curation.folds import assign_folds, fold_stats
@@ -80,7 +80,7 @@ class ExportReport:
     seed: int
     fmt: str
     crop: str | None
-    size: int | None
+    size: Size | None
     n_exported: int
     left_out: dict[str, int] = field(default_factory=dict)
     stats: dict = field(default_factory=dict)
@@ -88,7 +88,7 @@ class ExportReport:
 
     def summary(self) -> str:
         """Human-readable summary: what was left out and why, and the fold/class table."""
-        crop = f", crop {self.crop}" + (f" {self.size}x{self.size}" if self.size else "") if self.crop else ""
+        crop = f", crop {self.crop}" + (f" {format_size(self.size)}" if self.size else "") if self.crop else ""
         keep_hint = " (--keep-flagged keeps them)" if self.left_out.get("bg_only") else ""
         lines = [
             (f"exported {self.n_exported} samples of {self.dataset!r} to {self.out} "
@@ -139,7 +139,7 @@ class _Job:
     out: str
     bbox: tuple[float, ...] | None
     crop: str | None
-    size: int | None
+    size: Size | None
     coco: bool
     jpeg_quality: int = JPEG_QUALITY
 
@@ -188,7 +188,7 @@ def _export_sample(job: _Job) -> dict:
                                 "its source with `clothcurate ingest --overwrite` (this deletes that source's "
                                 "reject/ok tags and predictions)")
         if job.crop:
-            box = crop_box(job.bbox, width=width, height=height, margin=CROP_MARGIN)
+            box = crop_box(job.bbox, width=width, height=height, margin=CROP_MARGIN, aspect=aspect_of(job.size))
             image, mask = crop_resize(image, mask, box=box, size=job.size)
         _write(image_out, image, [cv2.IMWRITE_JPEG_QUALITY, job.jpeg_quality])
         _write(mask_out, mask, MASK_PNG_PARAMS)
@@ -201,7 +201,7 @@ def _export_sample(job: _Job) -> dict:
             "annotations": mask_to_annotations(mask) if job.coco else []}
 
 
-def _check_options(out: Path, *, folds: int, fmt: str, crop: str | None, size: int | None, overwrite: bool,
+def _check_options(out: Path, *, folds: int, fmt: str, crop: str | None, size: Size | None, overwrite: bool,
                    jpeg_quality: int = JPEG_QUALITY) -> None:
     if not 1 <= jpeg_quality <= 100:
         raise BadInputError(f"--jpeg-quality {jpeg_quality}: use 1..100")
@@ -209,8 +209,9 @@ def _check_options(out: Path, *, folds: int, fmt: str, crop: str | None, size: i
         raise BadInputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
     if crop is not None and crop not in CROPS:
         raise BadInputError(f"unknown crop {crop!r}; use 'person' or none")
-    if size is not None and (crop is None or size < 1):
-        raise BadInputError(f"--size {size} needs --crop person and a positive size (e.g. --crop person --size 320)")
+    if size is not None and (crop is None or min(size) < 1):
+        raise BadInputError(f"--size {format_size(size)} needs --crop person and positive sides (e.g. --crop person "
+                            "--size 320, or --size 384x256 for portrait crops)")
     if folds < 2:
         raise BadInputError(f"--folds must be at least 2, got {folds}")
     check_replaceable(out, EXPORT_FOLDER, overwrite=overwrite)
@@ -246,6 +247,13 @@ def _run_jobs(jobs: list[_Job], *, workers: int, progress: bool) -> list[dict]:
         pool.shutdown(wait=True, cancel_futures=True)  # on failure: no job left writing
 
 
+def _size_json(size: Size | None) -> int | list[int] | None:
+    """``export.json``'s ``size``: one number for a square (as exports before portrait crops), else ``[H, W]``."""
+    if size is None:
+        return None
+    return size[0] if size[0] == size[1] else list(size)
+
+
 def _sample_index(rows: list[_Row], fold_of: np.ndarray, results: list[dict]) -> list[dict]:
     """The ``samples`` list of ``folds.json``."""
     return [{"key": r.key, "id": r.id, "source": r.source, "source_id": r.source_id, "fold": int(f),
@@ -264,7 +272,7 @@ def _coco(samples: list[dict], results: list[dict], dataset: str) -> dict:
 
 
 def export_folds(*, dataset: str, out: Path, folds: int = 5, seed: int = 0, fmt: str = "png",
-                 crop: str | None = None, size: int | None = None, keep_flagged: bool = False,
+                 crop: str | None = None, size: int | Size | None = None, keep_flagged: bool = False,
                  overwrite: bool = False, progress: bool = True, workers: int | None = None,
                  jpeg_quality: int = JPEG_QUALITY) -> ExportReport:
     """Export the eligible samples of a dataset as k multilabel-stratified folds.
@@ -279,7 +287,9 @@ def export_folds(*, dataset: str, out: Path, folds: int = 5, seed: int = 0, fmt:
             the PNG masks are always written, training reads them).
         crop: ``person`` to crop each photo to its person box plus a margin (see
             :mod:`clothcurate.geometry`), or None for the full photo.
-        size: with ``crop``, resize crops to ``size x size`` (mask nearest neighbour).
+        size: with ``crop``, resize crops to ``(H, W)`` (``S``: square; mask nearest neighbour);
+            the crop box is first grown to that aspect ratio (:mod:`clothcurate.geometry`), so a
+            portrait size such as ``(384, 256)`` keeps the person's proportions.
         keep_flagged: keep ``bg_only``-tagged samples (``reject`` ones are always left out).
         overwrite: replace an earlier export in ``out`` (never a folder this tool did not make).
         progress: show a progress bar.
@@ -296,7 +306,7 @@ def export_folds(*, dataset: str, out: Path, folds: int = 5, seed: int = 0, fmt:
         OSError: ``out`` cannot be written (read-only, disk full ...) or a photo cannot be read.
     """
     t0 = time.perf_counter()
-    out = target(out)
+    out, size = target(out), as_size(size)
     _check_options(out, folds=folds, fmt=fmt, crop=crop, size=size, overwrite=overwrite,
                    jpeg_quality=jpeg_quality)
     ds = load_dataset(dataset)
@@ -337,7 +347,7 @@ def export_folds(*, dataset: str, out: Path, folds: int = 5, seed: int = 0, fmt:
                 write_json(tmp / "coco.json", _coco(samples, results, dataset))
             write_json(tmp / "export.json", {
                 "version": EXPORT_VERSION, "dataset": dataset, "folds": folds, "seed": seed, "crop": crop,
-                "size": size, "format": fmt, "created": utc_now(),
+                "size": _size_json(size), "format": fmt, "created": utc_now(),
                 "left_out": left_out, "n_samples": len(samples), "crop_margin": CROP_MARGIN if crop else None})
 
         assigned = {r.id: int(f) for r, f in zip(rows, fold_of)}

@@ -86,6 +86,36 @@ class ExportFolder:
         """``folds.json``."""
         return self.root / "folds.json"
 
+    @property
+    def crop_size(self) -> tuple[int, int] | None:
+        """``(H, W)`` of the person crops (``export.json``'s ``size``: ``S`` or ``[H, W]``), or
+        None (whole photos, crops at their own size, or unknown)."""
+        size = self.meta.get("size")
+        if not size or not self.meta.get("crop"):
+            return None
+        return (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
+
+    def check_input_size(self, input_size: Sequence[int], *, option: str = "--image-size") -> None:
+        """Refuse a model input whose aspect ratio differs from the person crops' (the crops
+        would be squashed or stretched); whole-photo exports take any input size.
+
+        Args:
+            input_size: ``(H, W)`` of the model input.
+            option: the option that set it, for the message.
+
+        Raises:
+            BadInputError: person crops of another aspect ratio than ``input_size``.
+        """
+        if not self.meta.get("crop"):
+            return
+        crop = self.crop_size or (1, 1)  # crops at their own size are grown to squares
+        h, w = (int(v) for v in input_size)
+        if abs(crop[0] / crop[1] - h / w) > 0.01 * h / w:
+            shown = f"{crop[0]}x{crop[1]}" if self.crop_size else "square"
+            raise BadInputError(f"{self.root}: its person crops are {shown} (H x W) but {option} {h}x{w} has another "
+                                f"aspect ratio, so every crop would be distorted; pass {option} with the crops' "
+                                f"aspect (e.g. {option} {crop[0]}x{crop[1]}) or export again with --size {h}x{w}")
+
     def index(self, key: str) -> int:
         """Position of a sample key in :attr:`samples`."""
         return self._index[key]

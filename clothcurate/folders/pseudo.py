@@ -6,10 +6,10 @@ layout. Imports neither torch nor FiftyOne (a GPU machine trains without FiftyOn
 
     RUN_DIR/pseudo/
       pseudo.json            the manifest (settings, per-fold teacher checkpoint, per-sample facts)
-      images/<key>.jpg       S x S person crop of the photo (RGB JPEG, quality 95), shared by folds
-      masks/<k>/<key>.png    S x S uint8: the class fold k's teacher predicts, or IGNORE_INDEX
+      images/<key>.jpg       H x W person crop of the photo (RGB JPEG, quality 95), shared by folds
+      masks/<k>/<key>.png    H x W uint8: the class fold k's teacher predicts, or IGNORE_INDEX
 
-S is the teacher's export ``size`` (the model input size for an export of whole photos). A mask
+H x W is the teacher's export ``size`` (the model input size for an export of whole photos). A mask
 of fold k comes from fold k's own model (``folds/<k>/best.pt``): the student of fold k trains on
 it, and that teacher never saw fold k's test images. A pixel keeps its class only when the class
 is allowed for the photo (named by its image-level tags, or in :data:`ALWAYS_ALLOWED`) and the

@@ -169,16 +169,37 @@ class RunFolder:
         return self.config.get("encoder") or self.options.get("encoder")
 
     @property
-    def image_size(self) -> int | None:
-        """Side S of the model input (the ``image_size`` option, else the export's ``size``)."""
-        size = self.options.get("image_size") or (self.config.get("export") or {}).get("size")
-        return int(size) if size else None
+    def input_size(self) -> tuple[int, int] | None:
+        """``(H, W)`` of the model input: the ``image_size`` (and ``image_width``) options, else
+        the export's ``size`` (``S`` or ``[H, W]``); None when neither says."""
+        height = self.options.get("image_size")
+        if height:
+            return int(height), int(self.options.get("image_width") or height)
+        size = (self.config.get("export") or {}).get("size")
+        if not size:
+            return None
+        return (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
 
     @property
     def tta(self) -> bool:
         """Whether the run evaluated its test folds with flip test-time augmentation (False for a
         run made before the option existed)."""
         return bool(self.options.get("tta", False))
+
+    @property
+    def tta_scales(self) -> tuple[float, ...]:
+        """The test-time scales the run evaluated its test folds at, with :attr:`tta` (``(1.0,)``:
+        flip only; also for a run made before the option existed).
+
+        Raises:
+            BadInputError: config.json holds bad scales.
+        """
+        from clothcurate.training.config import check_tta_scales  # light: no torch
+
+        try:
+            return check_tta_scales(self.options.get("tta_scales", (1.0,)))
+        except BadInputError as e:
+            raise BadInputError(f"{self.config_path}: {e}") from e
 
     @property
     def recorded_export(self) -> str | None:

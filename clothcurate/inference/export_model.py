@@ -2,8 +2,8 @@
 
 The file maps what a photo crop is, not what a network wants: input (N, 3, H, W) **uint8 RGB** at
 the run's input geometry; the encoder's normalisation, the fold model(s) (their mean softmax when
-the run's folds are exported as one ensemble), the optional flip TTA and the softmax are inside the
-graph; output (N, K, H, W) float32 **probabilities**. Argmax (and evaluation's opening,
+the run's folds are exported as one ensemble), the optional flip TTA (at its scales) and the softmax
+are inside the graph; output (N, K, H, W) float32 **probabilities**. Argmax (and evaluation's opening,
 :func:`clothcurate.training.postprocess.open_predictions`) are left to the caller. N is dynamic;
 H and W are fixed to the run's input size.
 
@@ -68,11 +68,14 @@ class ProbabilityGraph(nn.Module):
         models: networks mapping (N, 3, H, W) normalised images to (N, K, H, W) logits.
         spec: their description (normalisation, input size, classes).
         tta: also run the horizontally flipped images (mean of the two views' logits).
+        tta_scales: with ``tta``, the scales each image and its flip are run at (mean of every
+            view's logits, :class:`~clothcurate.training.models.FlipTTA`).
     """
 
-    def __init__(self, models: Sequence[nn.Module], *, spec: ModelSpec, tta: bool = False):
+    def __init__(self, models: Sequence[nn.Module], *, spec: ModelSpec, tta: bool = False,
+                 tta_scales: Sequence[float] = (1.0,)):
         super().__init__()
-        self.nets = nn.ModuleList([FlipTTA(m) if tta else m for m in models])
+        self.nets = nn.ModuleList([FlipTTA(m, scales=tta_scales) if tta else m for m in models])
         mean = torch.tensor(spec.mean, dtype=torch.float32).view(1, -1, 1, 1)
         std = torch.tensor(spec.std, dtype=torch.float32).view(1, -1, 1, 1)
         self.register_buffer("scale", 1.0 / (255.0 * std))
@@ -96,15 +99,17 @@ class ProbabilityGraph(nn.Module):
                                 "load it with Segmenter.from_run")
         models = segmenter.models if segmenter.device.type == "cpu" else [copy.deepcopy(m) for m in segmenter.models]
         models = [m.to("cpu", memory_format=torch.contiguous_format) for m in models]
-        return cls(models, spec=segmenter.spec, tta=segmenter.tta).eval()
+        return cls(models, spec=segmenter.spec, tta=segmenter.tta, tta_scales=segmenter.tta_scales).eval()
 
 
-def model_metadata(spec: ModelSpec, *, folds: Sequence[int] | None = None, tta: bool = False) -> dict[str, str]:
+def model_metadata(spec: ModelSpec, *, folds: Sequence[int] | None = None, tta: bool = False,
+                   tta_scales: Sequence[float] = (1.0,)) -> dict[str, str]:
     """What the file says about its model: every value a string (ONNX's ``metadata_props``), lists
     and numbers as JSON.
 
     Keys: ``arch``, ``encoder``, ``classes`` (the K names, index = output channel), ``input_size``
     (``[H, W]``), ``mean`` / ``std`` (applied inside), ``folds`` (the run folds averaged), ``tta``,
+    ``tta_scales`` (the TTA's scales, ``[1.0]``: flip only; ``[1.0]`` without TTA),
     ``input`` / ``output`` (the tensors' names, dtypes and layouts).
     """
     h, w = spec.input_size
@@ -113,6 +118,7 @@ def model_metadata(spec: ModelSpec, *, folds: Sequence[int] | None = None, tta: 
             "classes": json.dumps(list(spec.classes)), "input_size": json.dumps([h, w]),
             "mean": json.dumps(list(spec.mean)), "std": json.dumps(list(spec.std)),
             "folds": json.dumps(list(folds or [])), "tta": json.dumps(bool(tta)),
+            "tta_scales": json.dumps([float(v) for v in tta_scales] if tta else [1.0]),
             "input": f"{INPUT_NAME}: uint8 RGB (N, 3, {h}, {w}), normalisation inside",
             "output": f"{OUTPUT_NAME}: float32 softmax probabilities (N, {k}, {h}, {w})"}
 
@@ -207,6 +213,7 @@ class ExportResult:
         spec: the model's description.
         folds: the run folds in the file (several: their mean softmax).
         tta: flip TTA inside.
+        tta_scales: its scales (``(1.0,)``: flip only).
         probe_max_diff: largest probability difference of the written file vs PyTorch on the
             probe batch.
         metadata: what the file's metadata says.
@@ -218,6 +225,7 @@ class ExportResult:
     folds: list[int]
     tta: bool
     probe_max_diff: float
+    tta_scales: tuple[float, ...] = (1.0,)
     metadata: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
@@ -225,9 +233,16 @@ class ExportResult:
         h, w = self.spec.input_size
         size = self.path.stat().st_size / 2**20 if self.path.is_file() else 0.0
         return (f"export-model: {self.path} ({self.fmt}, {size:.1f} MiB): {self.spec.arch}/{self.spec.encoder}, "
-                f"fold(s) {', '.join(map(str, self.folds))}{' + flip TTA' if self.tta else ''}; input uint8 "
+                f"fold(s) {', '.join(map(str, self.folds))}{self._tta_text()}; input uint8 "
                 f"(N, 3, {h}, {w}) RGB, output probabilities (N, {len(self.spec.classes)}, {h}, {w}); "
                 f"matches PyTorch to {self.probe_max_diff:.1e}")
+
+
+    def _tta_text(self) -> str:
+        if not self.tta:
+            return ""
+        extra = [v for v in self.tta_scales if v != 1.0]
+        return " + flip TTA" + (f" at scales 1,{','.join(f'{v:g}' for v in extra)}" if extra else "")
 
 
 def _probe(spec: ModelSpec) -> torch.Tensor:
@@ -249,7 +264,7 @@ def _run_file(path: Path, fmt: str, images: torch.Tensor) -> torch.Tensor:
 
 
 def export_model(*, run_dir: str | Path, fmt: str, out: str | Path, fold: int | str = "all",
-                 tta: bool | None = None) -> ExportResult:
+                 tta: bool | None = None, tta_scales: Sequence[float] | None = None) -> ExportResult:
     """Write a run's model as one self-contained ONNX or TorchScript file (atomically).
 
     Args:
@@ -259,6 +274,8 @@ def export_model(*, run_dir: str | Path, fmt: str, out: str | Path, fold: int | 
         fold: a fold number, or ``"all"``: every fold with a checkpoint, their mean softmax in
             one graph (what ``predict`` uses by default).
         tta: put the horizontal-flip TTA inside the graph; None: as the run evaluated its test folds.
+        tta_scales: the TTA's scales, inside the graph and in its metadata (1.0 among them, at
+            most 3; only with TTA); None: the run's when TTA is on.
 
     Returns:
         :class:`ExportResult`.
@@ -274,12 +291,12 @@ def export_model(*, run_dir: str | Path, fmt: str, out: str | Path, fold: int | 
     out = Path(out).expanduser()
     if out.is_dir():
         raise BadInputError(f"--out {out}: is a folder; give the model file to write (e.g. {out / 'model.' + fmt})")
-    segmenter = Segmenter.from_run(run_dir, fold=fold, device="cpu", tta=tta)
-    tta = segmenter.tta
+    segmenter = Segmenter.from_run(run_dir, fold=fold, device="cpu", tta=tta, tta_scales=tta_scales)
+    tta, tta_scales = segmenter.tta, segmenter.tta_scales
     spec = segmenter.spec
     found = sorted(RunFolder.open(run_dir).checkpoints())
     folds = found if str(fold).strip().lower() == "all" else [int(fold)]
-    metadata = model_metadata(spec, folds=folds, tta=tta)
+    metadata = model_metadata(spec, folds=folds, tta=tta, tta_scales=tta_scales)
     graph = ProbabilityGraph.of(segmenter)
     probe = _probe(spec)
     with torch.no_grad():
@@ -298,4 +315,5 @@ def export_model(*, run_dir: str | Path, fmt: str, out: str | Path, fold: int | 
         if not diff <= PROBE_TOLERANCE:
             raise ClothcurateError(f"{out}: the exported {fmt} model differs from PyTorch by {diff:.2g} in "
                                    "probability on a probe batch; not written (report this with the run's arch)")
-    return ExportResult(path=out, fmt=fmt, spec=spec, folds=folds, tta=tta, probe_max_diff=diff, metadata=metadata)
+    return ExportResult(path=out, fmt=fmt, spec=spec, folds=folds, tta=tta, probe_max_diff=diff, metadata=metadata,
+                        tta_scales=tta_scales)

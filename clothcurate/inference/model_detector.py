@@ -28,19 +28,15 @@ import torch
 from clothcurate.detection import PersonBox, register_detector
 from clothcurate.detection.registry import best_first, check_image, clip_corners
 from clothcurate.errors import BadInputError
+from clothcurate.geometry import resize_image
 from clothcurate.inference.segmenter import Segmenter
 
 __all__ = ["ModelDetector"]
 
 
 def _to_batch(photos: Sequence[np.ndarray], size: tuple[int, int]) -> torch.Tensor:
-    """(N, 3, S, S) uint8: every photo resized plainly to the model input (area when shrinking)."""
-    h, w = size
-    out = []
-    for p in photos:
-        shrink = h * w <= p.shape[0] * p.shape[1]
-        out.append(cv2.resize(p, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR))
-    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).contiguous()
+    """(N, 3, h, w) uint8: every photo resized plainly to the model input (area when shrinking)."""
+    return torch.from_numpy(np.stack([resize_image(p, size) for p in photos])).permute(0, 3, 1, 2).contiguous()
 
 
 @register_detector("model")
@@ -52,7 +48,7 @@ class ModelDetector:
         min_score: regions whose mean foreground probability is below this are dropped.
         min_share: a region smaller than this fraction of the largest one is not a person (bits
             of clutter the model calls a bag or a shoe).
-        close: side of the closing, as a fraction of S, that joins a person's parts into one region.
+        close: side of the closing, as a fraction of the input's longer side, that joins a person's parts into one region.
     """
 
     name = "model"
@@ -74,8 +70,8 @@ class ModelDetector:
         for image in images:
             check_image(image)
         size = self.segmenter.input_size
-        probs = self.segmenter.probabilities(_to_batch(images, size))         # (N, K, S, S)
-        fg_prob = (1.0 - probs[:, 0]).cpu().numpy()                           # (N, S, S)
+        probs = self.segmenter.probabilities(_to_batch(images, size))         # (N, K, h, w)
+        fg_prob = (1.0 - probs[:, 0]).cpu().numpy()                           # (N, h, w)
         labels = probs.argmax(1).cpu().numpy()
         side = max(1, round(self.close * max(size))) | 1
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
@@ -83,7 +79,7 @@ class ModelDetector:
 
     def _boxes(self, fg: np.ndarray, fg_prob: np.ndarray, shape: tuple[int, int],
                kernel: np.ndarray) -> list[PersonBox]:
-        """Boxes of the large foreground regions of one (S, S) map, scaled to the (H, W) photo."""
+        """Boxes of the large foreground regions of one (h, w) map, scaled to the (H, W) photo."""
         joined = cv2.morphologyEx(fg.astype(np.uint8), cv2.MORPH_CLOSE, kernel)
         n, comp, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
         if n <= 1:

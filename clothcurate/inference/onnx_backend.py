@@ -70,7 +70,8 @@ class OnnxRuntimeBackend:
         from clothcurate.inference.export_model import ProbabilityGraph, model_metadata, onnx_bytes
 
         graph = ProbabilityGraph.of(segmenter)
-        data = onnx_bytes(graph, spec=segmenter.spec, metadata=model_metadata(segmenter.spec, tta=segmenter.tta))
+        meta = model_metadata(segmenter.spec, tta=segmenter.tta, tta_scales=segmenter.tta_scales)
+        data = onnx_bytes(graph, spec=segmenter.spec, metadata=meta)
         return cls(data, threads=threads)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,10 @@
 """``clothcurate predict``: segment new photos end to end (the paper's Fig. 5 pipeline).
 
 For each photo: detect the people (:mod:`clothcurate.detection`, or the run's own model:
-:mod:`.model_detector`), crop each person as the export does
+:mod:`.model_detector`), keep and widen their boxes by the detector's box rule
+(:mod:`clothcurate.detection.calibration`: ``ssdlite-pedestrian`` keeps the people at least 0.7 as
+tall as the tallest, passers-by behind the subject left out, and widens each box as fitted on
+CCP), crop each person as the export does
 (:func:`clothcurate.geometry.crop_box`: the box plus a 5 % margin, grown towards a square), resize
 the crop to the model's input, segment it (:class:`.segmenter.Segmenter`: one fold or the run's
 ensemble, the evaluation's post-processing, optional flip TTA), paste the labels back into the
@@ -13,7 +16,9 @@ Outputs, per photo ``<stem>.<ext>``, in ``OUT_DIR`` (each written atomically):
 
 * ``<stem>.png``: (H, W) uint8 15-class mask at the photo's own size;
 * ``<stem>.json``: ``{"photo", "size": [w, h], "persons": [{"box": [x, y, w, h], "score",
-  "detector"}], "garments": [{"class", "pixel_share", "color"}]}``; garments are the predicted
+  "detector", "crop": [x0, y0, x1, y1] | null}], "garments": [{"class", "pixel_share", "color"}]}``;
+  ``box`` is the detector's box as found, ``crop`` the pixel box segmented for that person (x1/y1
+  exclusive; null: left out by the box rule); garments are the predicted
   classes other than background, skin and hair, largest first, ``pixel_share`` their fraction of
   the photo's pixels, ``color`` the CFPD colour name of the region's dominant colour
   (:mod:`clothcurate.garment_colors`);
@@ -55,8 +60,8 @@ from tqdm.auto import tqdm
 
 from clothcurate.atomic import atomic_path, write_json
 from clothcurate.errors import BadInputError, StoppedWithOtherRank
-from clothcurate.geometry import crop_box, crop_image, paste_back
-from clothcurate.detection import DEFAULT_DETECTOR, DETECTORS, PersonBox, create_detector
+from clothcurate.geometry import Size, aspect_of, crop_box, crop_image, paste_back
+from clothcurate.detection import DEFAULT_DETECTOR, DETECTORS, PersonBox, create_detector, people_to_crop
 from clothcurate.garment_colors import garment_colors
 from clothcurate.inference.scale_out import agree
 from clothcurate.inference.segmenter import Segmenter
@@ -80,6 +85,7 @@ class PredictReport:
         persons: people found over all photos.
         whole_photo: photos where no person was found (segmented whole).
         models: models applied per crop (folds of the ensemble).
+        tta_scales: the flip TTA's scales (``(1.0,)``: flip only); None: no TTA.
         dataset: ``(name, samples in it)`` when the photos were added to a FiftyOne dataset.
         seconds: wall time.
         ranks: processes that shared the photos (``torchrun --nproc_per_node``; 1 alone).
@@ -93,6 +99,7 @@ class PredictReport:
     persons: int = 0
     whole_photo: list[str] = field(default_factory=list)
     models: int = 1
+    tta_scales: tuple[float, ...] | None = None
     dataset: tuple[str, int] | None = None
     seconds: float = 0.0
     ranks: int = 1
@@ -104,6 +111,8 @@ class PredictReport:
             return ""
         n = len(self.written)
         ranks = f"{self.ranks} processes, " if self.ranks > 1 else ""
+        if self.tta_scales is not None:
+            ranks = f"flip TTA at scale(s) {','.join(f'{v:g}' for v in self.tta_scales)}, " + ranks
         lines = [f"predict: {n} photo(s) segmented into {self.out_dir} ({self.persons} person(s), "
                  f"{self.models} model(s), {ranks}{self.seconds:.1f} s, {n / max(self.seconds, 1e-9):.2f} photos/s)"]
         if self.dataset:
@@ -170,26 +179,29 @@ def read_photo(path: Path) -> np.ndarray | str:
 
 
 def segment_people(photo: np.ndarray, people: Sequence[PersonBox], segmenter: Segmenter,
-                   size: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+                   size: int | Size) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """Crop, segment and paste back every person of one photo (the whole photo when none).
 
     Args:
         photo: (H, W, 3) uint8 RGB.
         people: the detected persons (pixel boxes).
         segmenter: the run's model(s).
-        size: side S of the model input.
+        size: ``(h, w)`` of the model input (``S``: square); each person's crop box is grown to its
+            aspect ratio, as the export grew the training crops.
 
     Returns:
         ``((H, W) uint8 labels, the crop boxes used)``; where crops overlap, the more confident
         crop's label wins.
     """
     height, width = photo.shape[:2]
-    boxes = [crop_box(p.relative(width=width, height=height), width=width, height=height) for p in people]
+    aspect = aspect_of(size)
+    boxes = [crop_box(p.relative(width=width, height=height), width=width, height=height, aspect=aspect)
+             for p in people]
     boxes = boxes or [(0, 0, width, height)]
     crops = np.stack([crop_image(photo, box=b, size=size) for b in boxes])
     out = segmenter(torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous())
-    labels = out.labels.to(torch.uint8).cpu().numpy()                            # (P, S, S)
-    confidence = out.probs.max(1).values.cpu().numpy()                           # (P, S, S)
+    labels = out.labels.to(torch.uint8).cpu().numpy()                            # (P, h, w)
+    confidence = out.probs.max(1).values.cpu().numpy()                           # (P, h, w)
     mask = np.zeros((height, width), np.uint8)
     best = np.full((height, width), -1.0, np.float32)
     for b, lab, conf in zip(boxes, labels, confidence):
@@ -211,6 +223,7 @@ def _write_overlay(path: Path, photo: np.ndarray, mask: np.ndarray) -> None:
 
 def predict_photos(*, run_dir: str | Path, out_dir: str | Path, paths: Sequence[str | Path],
                    detector: str = DEFAULT_DETECTOR, fold: int | str = "all", tta: bool | None = None,
+                   tta_scales: Sequence[float] | None = None,
                    device: str = "auto", batch_size: int = 8, strict: bool = False, overlay: bool = False,
                    dataset: str | None = None, progress: bool = True, backend: str = "torch") -> PredictReport:
     """Segment photos with a trained run (see the module docstring for the outputs).
@@ -230,6 +243,8 @@ def predict_photos(*, run_dir: str | Path, out_dir: str | Path, paths: Sequence[
             run's model, :mod:`.model_detector`).
         fold: a fold number or ``"all"`` (the ensemble of the run's folds, mean softmax).
         tta: horizontal-flip test-time augmentation; None: as the run evaluated its test folds.
+        tta_scales: the TTA's scales (1.0 among them, at most 3; only with TTA); None: the run's
+            when TTA is on.
         device: ``auto``, ``cpu`` or ``cuda``.
         batch_size: photos per detection batch per rank (their crops form one segmentation batch).
         strict: stop at the first unreadable photo instead of skipping it.
@@ -261,7 +276,8 @@ def predict_photos(*, run_dir: str | Path, out_dir: str | Path, paths: Sequence[
         raise StoppedWithOtherRank(2, f"rank 0: {e}") from e
     try:
         return _predict(ctx, t0=t0, run_dir=run_dir, out_dir=out_dir, paths=paths, detector=detector, fold=fold,
-                        tta=tta, device=device if onnx else ctx.device, batch_size=batch_size, strict=strict,
+                        tta=tta, tta_scales=tta_scales, device=device if onnx else ctx.device,
+                        batch_size=batch_size, strict=strict,
                         overlay=overlay, dataset=dataset, progress=progress, backend=backend)
     finally:
         ctx.close()
@@ -275,8 +291,8 @@ class _Shard:
     skipped: list[tuple[int, str, str]] = field(default_factory=list)               # (index, photo, reason)
 
 
-def _predict(ctx: DistContext, *, t0: float, run_dir, out_dir, paths, detector, fold, tta, device, batch_size,
-             strict, overlay, dataset, progress, backend) -> PredictReport:
+def _predict(ctx: DistContext, *, t0: float, run_dir, out_dir, paths, detector, fold, tta, tta_scales, device,
+             batch_size, strict, overlay, dataset, progress, backend) -> PredictReport:
     """:func:`predict_photos` on one rank (``device``: this rank's)."""
     error: Exception | None = None
     try:  # the preparation: every rank does it (the same inputs), rank 0 alone checks the dataset
@@ -289,7 +305,8 @@ def _predict(ctx: DistContext, *, t0: float, run_dir, out_dir, paths, detector, 
             from clothcurate.inference.to_dataset import check_dataset
 
             check_dataset(dataset)
-        segmenter = Segmenter.from_run(run_dir, fold=fold, device=device, tta=tta, backend=backend)
+        segmenter = Segmenter.from_run(run_dir, fold=fold, device=device, tta=tta, tta_scales=tta_scales,
+                                       backend=backend)
         finder = create_detector(detector, segmenter=segmenter, device=segmenter.device)
         out = Path(out_dir).expanduser()
         inputs = {p.resolve() for p in photos}
@@ -312,7 +329,7 @@ def _predict(ctx: DistContext, *, t0: float, run_dir, out_dir, paths, detector, 
     agree(ctx, error=error)
 
     find_people = getattr(finder, "detect_many", None) or (lambda images: [finder.detect(i) for i in images])
-    size = segmenter.input_size[0]
+    size = tuple(segmenter.input_size)
     classes = list(segmenter.spec.classes)
     mine = ctx.shard(list(enumerate(photos)))
     # the same number of meetings on every rank: the largest shard's batches
@@ -330,7 +347,8 @@ def _predict(ctx: DistContext, *, t0: float, run_dir, out_dir, paths, detector, 
             bar.update(agree(ctx, error=error, done=len(batch)))
 
     shards: list[_Shard] = ctx.gather(shard)
-    report = PredictReport(out_dir=out, models=len(segmenter.models), ranks=ctx.world_size, is_main=ctx.is_main)
+    report = PredictReport(out_dir=out, models=len(segmenter.models), ranks=ctx.world_size, is_main=ctx.is_main,
+                           tta_scales=segmenter.tta_scales if segmenter.tta else None)
     if not ctx.is_main:
         report.seconds = time.perf_counter() - t0
         return report
@@ -348,7 +366,7 @@ def _predict(ctx: DistContext, *, t0: float, run_dir, out_dir, paths, detector, 
 
 
 def _predict_batch(batch: Sequence[tuple[int, Path]], shard: _Shard, *, find_people, segmenter: Segmenter,
-                   size: int, classes: list[str], out: Path, strict: bool, overlay: bool) -> None:
+                   size: Size, classes: list[str], out: Path, strict: bool, overlay: bool) -> None:
     """Read, detect, segment and write one batch of ``(index in the photo list, photo)``."""
     chunk, images = [], []
     for index, path in batch:
@@ -361,11 +379,15 @@ def _predict_batch(batch: Sequence[tuple[int, Path]], shard: _Shard, *, find_peo
         chunk.append((index, path))
         images.append(image)
     for (index, path), image, people in zip(chunk, images, find_people(images)):
-        mask, _ = segment_people(image, people, segmenter, size)
+        # the detector's box rule: which people to segment, each box widened (clothcurate.detection.calibration)
+        chosen = people_to_crop(people, width=image.shape[1], height=image.shape[0])
+        mask, crops = segment_people(image, [p for _, p in chosen], segmenter, size)
         height, width = mask.shape
+        persons = [{**p.to_dict(), "crop": None} for p in people]  # "box": as the detector found it
+        for (i, _), crop in zip(chosen, crops):
+            persons[i]["crop"] = list(crop)
         record = PhotoPrediction(photo=path, mask=out / f"{path.stem}.png", size=(width, height),
-                                 persons=[p.to_dict() for p in people],
-                                 garments=garment_colors(image, mask, classes=classes))
+                                 persons=persons, garments=garment_colors(image, mask, classes=classes))
         try:
             write_mask_png(record.mask, mask)
             write_json(out / f"{path.stem}.json",
@@ -376,4 +398,4 @@ def _predict_batch(batch: Sequence[tuple[int, Path]], shard: _Shard, *, find_peo
         except OSError as e:
             raise BadInputError(f"{out}: cannot write the outputs of {path.name} ({e}); "
                                 "pass a writable --out") from e
-        shard.written.append((index, record, not people))
+        shard.written.append((index, record, not chosen))

@@ -3,8 +3,8 @@
 Evaluation (:func:`clothcurate.training.loop.predict_fold`), ``clothcurate predict`` and anything
 else that applies a model go through :class:`Segmenter`, so they share the input normalisation,
 mixed precision (bf16 where the GPU supports it, else fp16; none on the CPU), the optional
-horizontal-flip TTA (:class:`~clothcurate.training.models.FlipTTA`), the ensemble rule (mean of
-the folds' softmax) and the post-processing of evaluation
+horizontal-flip TTA at one or more scales (:class:`~clothcurate.training.models.FlipTTA`), the
+ensemble rule (mean of the folds' softmax) and the post-processing of evaluation
 (:func:`~clothcurate.training.postprocess.open_predictions`).
 
 A checkpoint describes its model (``best.pt``'s ``model``: a
@@ -12,13 +12,13 @@ A checkpoint describes its model (``best.pt``'s ``model``: a
 the run's ``config.json`` (its ``model``, else arch, encoder, ``image_size``, and
 ``metrics.json``'s classes).
 
-Shapes: N images, K classes, S x S = the model input (``spec.input_size``).
+Shapes: N images, K classes, H x W = the model input (``spec.input_size``; square in the paper).
 
 Example::
 
     seg = Segmenter.from_run("runs/fpn", fold="all", tta=True)      # the 5 folds' ensemble
-    out = seg(images)               # images: (N, 3, S, S) uint8 RGB
-    out.probs, out.labels           # (N, K, S, S) float32, (N, S, S) int64 (post-processed)
+    out = seg(images)               # images: (N, 3, H, W) uint8 RGB
+    out.probs, out.labels           # (N, K, H, W) float32, (N, H, W) int64 (post-processed)
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from torch import nn
 from clothcurate.errors import BadInputError
 from clothcurate.folders.run import RunFolder
 from clothcurate.labelmaps import TARGET_CLASSES
+from clothcurate.training.config import check_tta_scales
 from clothcurate.training.distributed import autocast_settings, resolve_device
 from clothcurate.training.models import FlipTTA, InputNormalizer, ModelSpec
 from clothcurate.training.postprocess import open_predictions
@@ -46,8 +47,8 @@ class SegmenterOutput:
     """One batch's prediction.
 
     Attributes:
-        probs: (N, K, S, S) float32 softmax (mean over the ensemble and the TTA views).
-        labels: (N, S, S) int64 post-processed labels (what evaluation scores as ``opened``).
+        probs: (N, K, H, W) float32 softmax (mean over the ensemble and the TTA views).
+        labels: (N, H, W) int64 post-processed labels (what evaluation scores as ``opened``).
     """
 
     probs: torch.Tensor
@@ -55,7 +56,7 @@ class SegmenterOutput:
 
     @property
     def raw(self) -> torch.Tensor:
-        """(N, S, S) int64 argmax of :attr:`probs`, before post-processing."""
+        """(N, H, W) int64 argmax of :attr:`probs`, before post-processing."""
         return self.probs.argmax(1)
 
 
@@ -72,14 +73,14 @@ def _spec_from_config(run: RunFolder, path: Path) -> ModelSpec:
             return ModelSpec.from_dict(described)
         except BadInputError as e:
             raise BadInputError(f"{run.config_path}: {e}") from e
-    arch, encoder, size = run.arch, run.encoder, run.image_size
+    arch, encoder, size = run.arch, run.encoder, run.input_size
     if not (arch and encoder and size):
         raise BadInputError(f"{path}: the checkpoint does not describe its model and {run.config_path} lacks "
                             "arch, encoder or image_size; re-run train-eval")
     classes = list(TARGET_CLASSES)
     if run.metrics_path.is_file():
         classes = list(run.read_json(run.metrics_path, what="metrics").get("classes") or classes)
-    return ModelSpec.of(arch=str(arch), encoder=str(encoder), classes=classes, input_size=(int(size), int(size)))
+    return ModelSpec.of(arch=str(arch), encoder=str(encoder), classes=classes, input_size=size)
 
 
 def load_checkpoint(path: str | Path, *, run: RunFolder | None = None) -> tuple[ModelSpec, dict[str, torch.Tensor]]:
@@ -132,13 +133,15 @@ class Segmenter:
     """One model or an ensemble of them, with the project's normalisation, AMP and post-processing.
 
     Args:
-        models: networks mapping (N, 3, S, S) normalised images to (N, K, S, S) logits (moved to
+        models: networks mapping (N, 3, H, W) normalised images to (N, K, H, W) logits (moved to
             the normaliser's device and put in eval mode here). Several: the mean of their softmax.
         normalizer: the encoders' input normalisation; its device is where inference runs.
         spec: what the models are (input size, classes), when known.
         tta: also predict the horizontally flipped images (mean of the two views' logits).
+        tta_scales: with ``tta``, the scales each image and its flip are predicted at (mean of
+            all views' logits, :class:`~clothcurate.training.models.FlipTTA`); ``(1.0,)``: flip only.
         kernel_size: the opening's structuring element (1 = labels are the raw argmax).
-        backend: another forward pass, mapping (N, 3, S, S) uint8 RGB to (N, K, S, S) float32
+        backend: another forward pass, mapping (N, 3, H, W) uint8 RGB to (N, K, H, W) float32
             probabilities of these models (e.g. :class:`.onnx_backend.OnnxRuntimeBackend`);
             ``None``: PyTorch.
     """
@@ -146,25 +149,31 @@ class Segmenter:
     BACKENDS = ("torch", "onnx")
 
     def __init__(self, models: Sequence[nn.Module], *, normalizer: InputNormalizer, spec: ModelSpec | None = None,
-                 tta: bool = False, kernel_size: int = 3,
+                 tta: bool = False, tta_scales: Sequence[float] = (1.0,), kernel_size: int = 3,
                  backend: Callable[[torch.Tensor], torch.Tensor] | None = None):
         if not models:
             raise BadInputError("Segmenter: no model given")
+        tta_scales = check_tta_scales(tta_scales)
+        if not tta and tta_scales != (1.0,):
+            raise BadInputError(f"--tta-scales {','.join(f'{v:g}' for v in tta_scales)}: extra test-time scales "
+                                "need flip TTA; add --tta")
         self.normalizer = normalizer
         self.device = normalizer.device
         self.spec = spec
         self.tta = tta
+        self.tta_scales = tta_scales if tta else (1.0,)
         self.kernel_size = kernel_size
         fmt = torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
         self._format = fmt
         self.models = [m.to(self.device, memory_format=fmt).eval() for m in models]
-        self._nets = [FlipTTA(m) if tta else m for m in self.models]
+        self._nets = [FlipTTA(m, scales=tta_scales) if tta else m for m in self.models]
         self.amp, self.dtype = autocast_settings(self.device)
         self.backend = backend
 
     @classmethod
     def from_run(cls, run_dir: str | Path, *, fold: int | str = "all", device: str | torch.device = "auto",
-                 tta: bool | None = None, backend: str = "torch") -> Segmenter:
+                 tta: bool | None = None, tta_scales: Sequence[float] | None = None,
+                 backend: str = "torch") -> Segmenter:
         """The model of one fold of a train-eval run, or the ensemble of all its folds.
 
         Args:
@@ -173,13 +182,15 @@ class Segmenter:
             device: ``auto``, ``cpu`` or ``cuda``.
             tta: horizontal-flip test-time augmentation; None: as the run evaluated its test
                 folds (its ``tta`` option), so predictions match the run's scores.
+            tta_scales: the TTA's scales (1.0 among them, at most 3; only with TTA); None: the
+                run's ``tta_scales`` when TTA is as the run evaluated (or on), else ``(1.0,)``.
             backend: ``torch``, or ``onnx``: the forward pass on ONNX Runtime (CPU only; the
                 models exported in memory, :mod:`.onnx_backend`).
 
         Raises:
             BadInputError: not a run folder, no checkpoint (for that fold), folds trained on
-                different models, an unreadable checkpoint, an unknown backend, or ``onnx``
-                with a CUDA device.
+                different models, an unreadable checkpoint, an unknown backend, ``onnx``
+                with a CUDA device, or bad ``tta_scales`` (or scales without TTA).
         """
         backend = str(backend).strip().lower()
         if backend not in cls.BACKENDS:
@@ -192,6 +203,8 @@ class Segmenter:
         run = RunFolder.open(run_dir)
         if tta is None:
             tta = run.tta
+        if tta_scales is None:
+            tta_scales = run.tta_scales if tta else (1.0,)
         found = run.checkpoints()
         if not found:
             raise BadInputError(f"{run.folds_dir}: no folds/<k>/best.pt checkpoint; train the run first "
@@ -216,7 +229,8 @@ class Segmenter:
                                     f"{chosen[0]} {spec.arch}/{spec.encoder} at {spec.input_size}; use --fold K")
             spec = this
             models.append(_build(this, state, path))
-        seg = cls(models, normalizer=InputNormalizer(spec.mean, spec.std, device=dev), spec=spec, tta=tta)
+        seg = cls(models, normalizer=InputNormalizer(spec.mean, spec.std, device=dev), spec=spec, tta=tta,
+                  tta_scales=tta_scales)
         if backend == "onnx":
             from clothcurate.inference.onnx_backend import OnnxRuntimeBackend
 
@@ -233,10 +247,10 @@ class Segmenter:
         """Softmax of a batch, averaged over the ensemble (and the flip view with TTA).
 
         Args:
-            images: (N, 3, S, S) uint8 RGB, on any device (pinned memory copies asynchronously).
+            images: (N, 3, H, W) uint8 RGB, on any device (pinned memory copies asynchronously).
 
         Returns:
-            (N, K, S, S) float32 on :attr:`device`.
+            (N, K, H, W) float32 on :attr:`device`.
         """
         if self.backend is not None:
             return self.backend(images).to(self.device)
@@ -253,7 +267,7 @@ class Segmenter:
         """Probabilities and post-processed labels of a batch.
 
         Args:
-            images: (N, 3, S, S) uint8 RGB.
+            images: (N, 3, H, W) uint8 RGB.
 
         Returns:
             :class:`SegmenterOutput` on :attr:`device`.
@@ -262,7 +276,9 @@ class Segmenter:
         return SegmenterOutput(probs=probs, labels=open_predictions(probs, kernel_size=self.kernel_size))
 
     def describe(self) -> dict[str, Any]:
-        """A few facts for logs and output files: models, TTA, device, and the spec when known."""
-        return {"models": len(self.models), "tta": self.tta, "device": str(self.device),
+        """A few facts for logs and output files: models, TTA (and its scales), device, and the spec
+        when known."""
+        return {"models": len(self.models), "tta": self.tta, "tta_scales": list(self.tta_scales),
+                "device": str(self.device),
                 "backend": "torch" if self.backend is None else type(self.backend).__name__,
                 **({} if self.spec is None else self.spec.to_dict())}

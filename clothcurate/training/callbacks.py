@@ -339,7 +339,7 @@ class WeightAveraging(Callback):
         model: the unwrapped network, already on its device (copied once).
         count: epochs averaged (the last ``count`` of ``epochs``).
         epochs: the fit's exact number of epochs (cosine schedule).
-        bn_batches: a fresh iterable of normalised training inputs (N, 3, S, S) float on the
+        bn_batches: a fresh iterable of normalised training inputs (N, 3, H, W) float on the
             model's device, one pass over the training loader.
         validate: ``validate(model) -> (val_loss, val_miou)`` over the validation set (every rank).
     """

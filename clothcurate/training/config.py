@@ -31,7 +31,7 @@ from typing import Any
 from clothcurate.errors import BadInputError
 
 __all__ = ["TrainConfig", "RECIPES", "LOSSES", "MONITORS", "SCHEDULES", "AUGMENTATIONS", "SAMPLINGS",
-           "REPEAT_CLASSES", "LEGACY_VALUES"]
+           "REPEAT_CLASSES", "LEGACY_VALUES", "MAX_TTA_SCALES", "check_tta_scales", "parse_tta_scales"]
 
 #: training losses (:func:`clothcurate.training.loop.build_loss`); ``wce`` is class-weighted CE
 LOSSES = ("ce", "dice", "focal", "ce+dice", "ce+lovasz", "wce")
@@ -47,10 +47,12 @@ AUGMENTATIONS = ("paper", "scale", "rotate")
 SAMPLINGS = ("uniform", "repeat-factor")
 #: the classes whose images ``repeat-factor`` sampling draws more often (issue 13: they fail today)
 REPEAT_CLASSES = ("romper", "scarf/tie", "shorts", "socks", "hat", "glasses")
+#: most test-time scales (each costs two forward passes)
+MAX_TTA_SCALES = 3
 
 _PAPER = {"encoder": "tf_efficientnet_lite0", "image_size": 320, "epochs": 100, "patience": 10, "lr": 1e-3,
           "loss": "ce", "monitor": "val_loss", "schedule": "plateau", "warmup_epochs": 0, "tta": False,
-          "augment": "paper", "sampling": "uniform", "average_last": 0}
+          "augment": "paper", "sampling": "uniform", "average_last": 0, "tta_scales": (1.0,)}
 #: the measured winner (docs/results.md, accuracy benchmark, two seeds): a fixed number of epochs
 #: with warm-up + cosine decay instead of plateau + early stop on 81 validation images,
 #: cross-entropy + Lovász, flip test-time augmentation. 40 epochs: the paper recipe's GPU folds
@@ -60,8 +62,50 @@ _DEFAULT = {**_PAPER, "epochs": 40, "schedule": "cosine", "warmup_epochs": 2, "l
 RECIPES: dict[str, dict[str, Any]] = {"paper": dict(_PAPER), "default": _DEFAULT}
 
 #: the value a binding option had in run folders made before the option existed
-LEGACY_VALUES: dict[str, Any] = {"monitor": "val_loss", "schedule": "plateau", "warmup_epochs": 0, "tta": False,
-                                 "augment": "paper", "sampling": "uniform", "average_last": 0, "pseudo": None}
+LEGACY_VALUES: dict[str, Any] = {"image_width": None, "monitor": "val_loss", "schedule": "plateau",
+                                 "warmup_epochs": 0, "tta": False, "augment": "paper", "sampling": "uniform",
+                                 "average_last": 0, "pseudo": None,
+                                 "tta_scales": [1.0]}  # as config.json holds it (a list)
+
+
+def check_tta_scales(scales: Any, *, option: str = "--tta-scales") -> tuple[float, ...]:
+    """Validate test-time scales: positive numbers, 1.0 (the trained scale) among them, at most
+    :data:`MAX_TTA_SCALES`, no repeats.
+
+    Args:
+        scales: a sequence of numbers (a JSON list, a tuple ...).
+        option: the option's name for the error message.
+
+    Returns:
+        The scales as a tuple of floats, in the order given.
+
+    Raises:
+        BadInputError: one line saying what is wrong.
+    """
+    try:
+        values = tuple(float(v) for v in scales)
+    except (TypeError, ValueError):
+        raise BadInputError(f"{option} {scales!r}: expected numbers like 1,1.25") from None
+    shown = ",".join(f"{v:g}" for v in values) or "(empty)"
+    if not (1 <= len(values) <= MAX_TTA_SCALES and 1.0 in values and len(set(values)) == len(values)
+            and all(0 < v < float("inf") for v in values)):
+        raise BadInputError(f"{option} {shown}: give 1 to {MAX_TTA_SCALES} different positive scales including 1 "
+                            "(the trained scale), e.g. 1,1.25")
+    return values
+
+
+def parse_tta_scales(text: str, *, option: str = "--tta-scales") -> tuple[float, ...]:
+    """``"1,1.25"`` -> ``(1.0, 1.25)``, checked by :func:`check_tta_scales`.
+
+    Raises:
+        BadInputError: not a comma list of numbers, or bad scales.
+    """
+    parts = [p.strip() for p in str(text).split(",") if p.strip()]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        raise BadInputError(f"{option} {text!r}: expected a comma list of numbers like 1,1.25") from None
+    return check_tta_scales(values, option=option)
 
 
 def default_warmup(epochs: int) -> int:
@@ -83,7 +127,11 @@ class TrainConfig:
         data_dir: the export folder.
         encoder: a key of :data:`clothcurate.training.models.ENCODERS`.
         encoder_weights: ``imagenet`` (offline) or ``none``.
-        image_size: side S of the square model input (a multiple of 32).
+        image_size: height H of the model input, and its width unless ``image_width`` (a
+            multiple of 32; the paper's square 320).
+        image_width: width W of a non-square (portrait) model input, a multiple of 32; None:
+            square. The export's crops must have the input's aspect ratio
+            (``export-folds --size HxW``).
         loss: one of :data:`LOSSES`.
         lr: Adam's (peak) learning rate.
         seed: seed of the validation split, initialisation, shuffling and augmentation.
@@ -91,6 +139,9 @@ class TrainConfig:
         schedule: one of :data:`SCHEDULES`.
         warmup_epochs: linear warm-up length of the ``cosine`` schedule.
         tta: average the logits of the image and its horizontal flip when predicting the test fold.
+        tta_scales: with ``tta``, the scales the image and its flip are also predicted at (the
+            mean over every view; :class:`clothcurate.training.models.FlipTTA`); 1.0 included,
+            at most 3. ``(1.0,)``: flip only.
         augment: training augmentation policy, one of :data:`AUGMENTATIONS`.
         sampling: one of :data:`SAMPLINGS`: how training images are drawn each epoch.
         average_last: keep the average of the weights of the last N epochs (``cosine`` schedule
@@ -114,6 +165,7 @@ class TrainConfig:
     encoder: str = _opt("tf_efficientnet_lite0", binds=True)
     encoder_weights: str = _opt("imagenet", binds=True)
     image_size: int = _opt(320, binds=True)
+    image_width: int | None = _opt(None, binds=True)
     loss: str = _opt("ce", binds=True)
     lr: float = _opt(1e-3, binds=True)
     seed: int = _opt(0, binds=True)
@@ -121,6 +173,7 @@ class TrainConfig:
     schedule: str = _opt("plateau", binds=True)
     warmup_epochs: int = 0
     tta: bool = _opt(False, binds=True)
+    tta_scales: tuple[float, ...] = _opt((1.0,), binds=True)
     augment: str = _opt("paper", binds=True)
     sampling: str = _opt("uniform", binds=True)
     average_last: int = _opt(0, binds=True)
@@ -136,7 +189,14 @@ class TrainConfig:
     pseudo: str | None = _opt(None, binds=True)
 
     def __post_init__(self) -> None:
+        if self.image_width == self.image_size:  # one spelling of a square input, so run folders compare equal
+            object.__setattr__(self, "image_width", None)
+        # config.json holds a list; the frozen field keeps a tuple (hashable, equal after a round trip)
+        object.__setattr__(self, "tta_scales", check_tta_scales(self.tta_scales))
         checks = [
+            (self.tta or self.tta_scales == (1.0,),
+             f"--tta-scales {','.join(f'{v:g}' for v in self.tta_scales)}: extra test-time scales need "
+             "flip TTA; add --tta"),
             (self.loss in LOSSES, f"--loss {self.loss!r}: use one of {', '.join(LOSSES)}"),
             (self.monitor in MONITORS, f"--monitor {self.monitor!r}: use one of {', '.join(MONITORS)}"),
             (self.schedule in SCHEDULES, f"--schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}"),
@@ -146,8 +206,9 @@ class TrainConfig:
              f"--average-last {self.average_last}: must be 0, or between 1 and --epochs ({self.epochs}) with "
              f"--schedule cosine (the averaged epochs must be known in advance; plateau stops early)"),
             (self.recipe in RECIPES, f"--recipe {self.recipe!r}: use one of {', '.join(RECIPES)}"),
-            (self.image_size >= 32 and self.image_size % 32 == 0,
-             f"--image-size {self.image_size}: must be a multiple of 32 (the encoders downsample 32x)"),
+            (all(v >= 32 and v % 32 == 0 for v in self.input_size),
+             f"--image-size {'x'.join(map(str, self.input_size))}: each side must be a multiple of 32 (the "
+             f"encoders downsample 32x), e.g. 320 or 384x256"),
             (self.batch_size >= 1 and self.lr > 0,
              f"--batch-size ({self.batch_size}) must be >= 1 and --lr ({self.lr}) > 0"),
             (self.epochs >= 1 and self.patience >= 1,
@@ -185,6 +246,11 @@ class TrainConfig:
             merged["warmup_epochs"] = default_warmup(merged["epochs"])  # follows --epochs
         return cls(**merged)
 
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """``(H, W)`` of the model input."""
+        return self.image_size, self.image_size if self.image_width is None else self.image_width
+
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (checked again)."""
         return replace(self, **changes)
@@ -195,5 +261,5 @@ class TrainConfig:
         return names + (("epochs", "warmup_epochs") if self.schedule == "cosine" else ())
 
     def to_json(self) -> dict[str, Any]:
-        """The fields as JSON values (config.json's ``options``)."""
-        return asdict(self)
+        """The fields as JSON values (config.json's ``options``; tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

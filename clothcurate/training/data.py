@@ -1,13 +1,15 @@
 """Read an export folder (docs/contracts.md) into decoded tensors, without FiftyOne.
 
-Shapes: N samples, S = side of the (square) model input, K classes.
+Shapes: N samples, H x W = the model input (square ``S x S``, or portrait such as 384 x 256),
+K classes.
 
-Every image and mask is decoded once, resized to ``S x S`` if needed, and kept as one uint8
+Every image and mask is decoded once, resized to ``H x W`` if needed, and kept as one uint8
 tensor in shared memory (:class:`DecodedCache`); data-loader workers, whatever their start
 method, read that memory instead of decoding again, and every epoch reuses it. An export made
-with ``--crop person --size S`` is used as it is; any other size (or an export of whole photos,
-``size`` null) is resized plainly to ``S x S`` (no letterbox: the aspect ratio is not kept, and
-predictions are resized back to the crop box, or the whole photo, when pasted back).
+with ``--crop person --size HxW`` is used as it is; any other size of the same aspect ratio (or
+an export of whole photos, ``size`` null) is resized plainly to ``H x W`` (no letterbox; predictions
+are resized back to the crop box, or the whole photo, when pasted back). Training refuses an
+export whose crops have another aspect ratio than the model input (``train-eval``).
 
 Example::
 
@@ -15,7 +17,7 @@ Example::
     train, test = export.fold_parts(0)
     cache = decode_samples(export.samples, size=320)
     ds = SegmentationDataset(cache, train, transform=tf)   # positions in export.samples
-    image, mask, i = ds[0]        # (3, S, S) uint8, (S, S) uint8, position in the cache
+    image, mask, i = ds[0]        # (3, H, W) uint8, (H, W) uint8, position in the cache
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from clothcurate.errors import BadInputError
+from clothcurate.geometry import Size, as_size, resize_image, resize_mask
 from clothcurate.folders.export import ExportFolder, ExportSample, read_export
 from clothcurate.images import read_image
 from clothcurate.masks import read_mask
@@ -45,8 +47,8 @@ class DecodedCache:
     """Decoded images and masks of N samples, in shared memory.
 
     Attributes:
-        images: (N, S, S, 3) uint8 RGB.
-        masks: (N, S, S) uint8 class ids.
+        images: (N, H, W, 3) uint8 RGB.
+        masks: (N, H, W) uint8 class ids.
     """
 
     images: torch.Tensor
@@ -56,13 +58,13 @@ class DecodedCache:
         return self.images.shape[0]
 
     @property
-    def size(self) -> int:
-        """S, the side of every image."""
-        return int(self.images.shape[1])
+    def size(self) -> Size:
+        """``(H, W)`` of every image."""
+        return int(self.images.shape[1]), int(self.images.shape[2])
 
 
-def _decode_one(sample: ExportSample, size: int, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Decode one image (to RGB) and its mask, both resized to ``size x size``."""
+def _decode_one(sample: ExportSample, size: Size, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one image (to RGB) and its mask, both resized to ``size`` (H, W)."""
     image = read_image(sample.image, sample=sample.key, hint="re-run export-folds with --overwrite")  # RGB
     mask = read_mask(sample.mask, sample=sample.key, hint="re-run export-folds with --overwrite")
     if mask.shape != image.shape[:2]:
@@ -71,21 +73,17 @@ def _decode_one(sample: ExportSample, size: int, num_classes: int) -> tuple[np.n
     if int(mask.max()) >= num_classes:
         raise BadInputError(f"{sample.mask}: class id {int(mask.max())} outside 0..{num_classes - 1} "
                             f"(sample {sample.key}); re-run export-folds")
-    if image.shape[:2] != (size, size):
-        shrink = size * size <= image.shape[0] * image.shape[1]
-        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-        mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
-    return image, mask
+    return resize_image(image, size), resize_mask(mask, size)
 
 
-def decode_samples(samples: Sequence[ExportSample], *, size: int, num_classes: int = 15,
+def decode_samples(samples: Sequence[ExportSample], *, size: int | Sequence[int], num_classes: int = 15,
                    threads: int | None = None, progress: bool = False) -> DecodedCache:
     """Decode every sample once into shared-memory uint8 tensors (OpenCV, in threads).
 
     Args:
         samples: the samples to decode (cache position n = ``samples[n]``).
-        size: side S of the model input; other sizes are resized (image: area/linear, mask:
-            nearest).
+        size: ``(H, W)`` of the model input (``S``: square); other sizes are resized (image:
+            area/linear, mask: nearest).
         num_classes: K; a mask value >= K is bad input.
         threads: decoding threads (default: CPU count, at most 16).
         progress: show a tqdm bar.
@@ -96,9 +94,9 @@ def decode_samples(samples: Sequence[ExportSample], *, size: int, num_classes: i
     Raises:
         BadInputError: an unreadable image or mask, mismatched sizes, or a class id out of range.
     """
-    n = len(samples)
-    images = torch.empty((n, size, size, 3), dtype=torch.uint8).share_memory_()
-    masks = torch.empty((n, size, size), dtype=torch.uint8).share_memory_()
+    n, size = len(samples), as_size(size)
+    images = torch.empty((n, *size, 3), dtype=torch.uint8).share_memory_()
+    masks = torch.empty((n, *size), dtype=torch.uint8).share_memory_()
     img_np, mask_np = images.numpy(), masks.numpy()
 
     def work(i: int) -> None:
@@ -118,11 +116,11 @@ class SegmentationDataset(Dataset):
     Args:
         cache: the decoded samples (shared, never modified).
         positions: the cache positions this dataset serves, in order.
-        transform: ``transform(image=(S, S, 3) uint8, mask=(S, S) uint8)`` returning a dict whose
-            ``image`` is a (3, S, S) uint8 tensor and ``mask`` an (S, S) tensor (see
+        transform: ``transform(image=(H, W, 3) uint8, mask=(H, W) uint8)`` returning a dict whose
+            ``image`` is a (3, H, W) uint8 tensor and ``mask`` an (H, W) tensor (see
             :func:`clothcurate.training.augment.build_transform`).
 
-    Items are ``(image (3, S, S) uint8, mask (S, S) uint8, position)``: scaling, normalisation
+    Items are ``(image (3, H, W) uint8, mask (H, W) uint8, position)``: scaling, normalisation
     and the int64 targets are made on the device (:func:`clothcurate.training.loop.to_device`).
     """
 

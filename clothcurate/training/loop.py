@@ -1,6 +1,6 @@
 """Train one fold and predict its test part (the paper's recipe, Sec. IV-B to IV-D).
 
-Shapes: N images in a batch, K classes, S = side of the square input.
+Shapes: N images in a batch, K classes, H x W = the model input (square in the paper).
 
 Training (:func:`fit_fold`): Adam, up to ``epochs`` epochs; what happens around the epochs is a
 list of small callbacks (:mod:`clothcurate.training.callbacks`) chosen by the options:
@@ -108,7 +108,7 @@ def class_weights(masks: torch.Tensor, num_classes: int) -> torch.Tensor:
     a class absent from the masks gets the largest weight.
 
     Args:
-        masks: (N, S, S) uint8 class ids.
+        masks: (N, H, W) uint8 class ids.
         num_classes: K.
 
     Returns:
@@ -131,7 +131,7 @@ def build_loss(name: str, *, weights: torch.Tensor | None = None) -> nn.Module:
         weights: (K,) class weights, required by ``wce``.
 
     Returns:
-        A module ``loss(logits (N, K, S, S) float, target (N, S, S) int64) -> scalar``; target
+        A module ``loss(logits (N, K, H, W) float, target (N, H, W) int64) -> scalar``; target
         pixels equal to :data:`IGNORE_INDEX` (the unlabelled pixels of pseudo-masks) count in
         none of them.
 
@@ -166,12 +166,12 @@ def to_device(images: torch.Tensor, masks: torch.Tensor, normalizer: InputNormal
     """A loader batch on the model's device, ready for the model and the loss.
 
     Args:
-        images: (N, 3, S, S) uint8 RGB (pinned on CUDA).
-        masks: (N, S, S) uint8 class ids.
+        images: (N, 3, H, W) uint8 RGB (pinned on CUDA).
+        masks: (N, H, W) uint8 class ids.
         normalizer: scales and normalises on its device.
 
     Returns:
-        ``(x, y)``: x (N, 3, S, S) float32 normalised (channels-last on CUDA), y (N, S, S) int64;
+        ``(x, y)``: x (N, 3, H, W) float32 normalised (channels-last on CUDA), y (N, H, W) int64;
         the copies are non-blocking, the uint8 -> float/int64 conversions run on the device.
     """
     device = normalizer.device
@@ -197,7 +197,7 @@ def make_loader(dataset: Dataset, *, batch_size: int, train: bool, workers: int,
     """A data loader for one split.
 
     Args:
-        dataset: yields ``(image (3, S, S), mask (S, S), position)``.
+        dataset: yields ``(image (3, H, W), mask (H, W), position)``.
         batch_size: images per batch per process.
         train: shuffle (a DistributedSampler under DDP) and drop the last incomplete batch
             (BatchNorm needs more than one image); evaluation loaders keep order and every image.
@@ -241,7 +241,7 @@ def evaluate(model: nn.Module, loader: DataLoader, *, criterion: nn.Module, ctx:
 
     Args:
         model: the network (eval mode is set here; the caller restores train mode).
-        loader: yields ``(image (N, 3, S, S) uint8, mask (N, S, S) uint8, position)``; under DDP
+        loader: yields ``(image (N, 3, H, W) uint8, mask (N, H, W) uint8, position)``; under DDP
             each rank passes its own shard.
         criterion: the training loss (averaged per image over all ranks).
         ctx: the distributed context.
@@ -295,7 +295,7 @@ class TrainStep:
 
     Args:
         model: the network (possibly DDP-wrapped), on ``device``.
-        criterion: ``loss(logits (N, K, S, S) float32, target (N, S, S) int64)``.
+        criterion: ``loss(logits (N, K, H, W) float32, target (N, H, W) int64)``.
         optimizer: its optimiser.
         scaler: the GradScaler (enabled only for fp16 autocast).
         normalizer: the encoder's input normalisation; its device is where the batch goes.
@@ -308,7 +308,7 @@ class TrainStep:
         self.amp, self.dtype = autocast_settings(self.device)
 
     def __call__(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """Train on one batch: images (N, 3, S, S) uint8, masks (N, S, S) uint8 (any device).
+        """Train on one batch: images (N, 3, H, W) uint8, masks (N, H, W) uint8 (any device).
 
         Returns:
             The batch's loss, detached, on the device (no host synchronisation).
@@ -536,13 +536,13 @@ def predict_fold(model: nn.Module, *, test_set: Dataset, samples: Sequence[Expor
                                              disable=not (progress and ctx.is_main)):
             out = segmenter(images)
             y = masks.to(device, non_blocking=True).long()
-            probs, raw, opened = out.probs, out.raw, out.labels                # (N, K, S, S), (N, S, S) x2
+            probs, raw, opened = out.probs, out.raw, out.labels                # (N, K, H, W), (N, H, W) x2
             cm_raw.update(raw, y)
             cm_open.update(opened, y)
             iou, acc = per_sample_scores(opened, y, num_classes=num_classes)
             small = F.avg_pool2d(probs, CONFIDENCE_STRIDE) if probs.shape[-1] >= 2 * CONFIDENCE_STRIDE else probs
             conf = (small * 255).round_().to(torch.uint8).cpu().numpy()        # (N, K, S/4, S/4)
-            opened_np = opened.to(torch.uint8).cpu().numpy()                   # (N, S, S)
+            opened_np = opened.to(torch.uint8).cpu().numpy()                   # (N, H, W)
             for j, pos in enumerate(positions.tolist()):
                 sample = samples[pos]
                 rows.append((sample.key, float(iou[j]), float(acc[j])))

@@ -18,15 +18,18 @@ H and W must be multiples of 32 (the encoder's output stride); 320 x 320 as in t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import segmentation_models_pytorch as smp
 import torch
+import torch.nn.functional as F
 
 from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import NUM_CLASSES
+from clothcurate.training.config import check_tta_scales
 from clothcurate.training.linknet import wide_linknet
 from clothcurate.training.weights import (
     LITE_ENCODERS,
@@ -35,7 +38,7 @@ from clothcurate.training.weights import (
 )
 
 __all__ = ["Architecture", "ARCHITECTURES", "ENCODERS", "register_architecture", "create_model", "build_model",
-           "ModelSpec", "FlipTTA", "encoder_normalization", "InputNormalizer"]
+           "ModelSpec", "FlipTTA", "tta_view_size", "encoder_normalization", "InputNormalizer"]
 
 
 @dataclass(frozen=True)
@@ -141,7 +144,7 @@ class InputNormalizer:
         self.shift = (m / s).to(self.device)
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        """images: (N, 3, S, S) uint8 on ``device`` -> (N, 3, S, S) float32, memory format kept."""
+        """images: (N, 3, H, W) uint8 on ``device`` -> (N, 3, H, W) float32, memory format kept."""
         return images.float().mul_(self.scale).sub_(self.shift)
 
 
@@ -231,17 +234,60 @@ class ModelSpec:
         return create_model(self.arch, encoder=self.encoder, encoder_weights=None, num_classes=len(self.classes))
 
 
-class FlipTTA(torch.nn.Module):
-    """Horizontal-flip test-time augmentation: the mean of the logits of x and of flipped x
-    (flipped back). Our classes have no left/right pairs, so a flip keeps every label.
+def tta_view_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """The input size of one test-time scale: ``(H * scale, W * scale)``, each side rounded to the
+    nearest multiple of 32 (the encoders' output stride; a tie goes up: 80 -> 96), at least 32.
+    Small inputs have few sizes: at 64 px, 1.25 gives 96 and 0.75 gives 64 (the input's own).
 
     Args:
-        model: maps (N, 3, H, W) to (N, K, H, W) logits.
+        height: H of the model input.
+        width: W of the model input (H and W may differ: portrait crops).
+        scale: the view's scale factor (> 0).
+
+    Returns:
+        ``(h, w)``, multiples of 32; ``(H, W)`` itself for ``scale == 1`` when H and W are
+        multiples of 32.
+    """
+    return (max(32, 32 * math.floor(height * scale / 32 + 0.5)), max(32, 32 * math.floor(width * scale / 32 + 0.5)))
+
+
+class FlipTTA(torch.nn.Module):
+    """Test-time augmentation: horizontal flip at one or more scales, the mean of every view's
+    logits. Our classes have no left/right pairs, so a flip keeps every label.
+
+    For each scale s the input is resized (bilinear, ``align_corners=False``) to
+    :func:`tta_view_size` of (H, W), the model runs on it and on its flip (flipped back), and
+    the logits are resized back to (H, W) (bilinear); the output is the mean of the
+    ``2 * len(scales)`` views. A view at the input's own size is not resized, so
+    ``scales=(1.0,)`` is exactly the plain flip TTA: ``0.5 * (model(x) + model(x.flip(-1)).flip(-1))``.
+    The loop over the scales unrolls when traced (``export-model``): the sizes are fixed there.
+
+    Shapes: N images, K classes, H x W the input (multiples of 32; not necessarily square).
+
+    Args:
+        model: maps (N, 3, h, w) to (N, K, h, w) logits for any multiple-of-32 h, w.
+        scales: the scale factors, e.g. ``(1.0, 1.25)``
+            (:func:`clothcurate.training.config.check_tta_scales`: positive, 1.0 among them, at
+            most 3).
+
+    Raises:
+        BadInputError: bad ``scales``.
     """
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, scales: Sequence[float] = (1.0,)):
         super().__init__()
         self.model = model
+        self.scales = check_tta_scales(scales)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return 0.5 * (self.model(x) + self.model(x.flip(-1)).flip(-1))
+        """x: (N, 3, H, W) normalised images -> (N, K, H, W) mean logits of the views."""
+        height, width = int(x.shape[-2]), int(x.shape[-1])
+        total: torch.Tensor | None = None
+        for scale in self.scales:
+            size = tta_view_size(height, width, scale)
+            view = x if size == (height, width) else F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+            logits = self.model(view) + self.model(view.flip(-1)).flip(-1)  # (N, K, h, w)
+            if size != (height, width):
+                logits = F.interpolate(logits, size=(height, width), mode="bilinear", align_corners=False)
+            total = logits if total is None else total + logits
+        return 0.5 * total if len(self.scales) == 1 else total * (0.5 / len(self.scales))

@@ -1,6 +1,6 @@
 """The pseudo-labelled tag-only photos as extra training images (``train-eval --pseudo RUN_DIR``).
 
-Shapes: N exported samples, M pseudo-labelled crops, S = side of the model input.
+Shapes: N exported samples, M pseudo-labelled crops, H x W = the model input.
 
 The crops of ``RUN_DIR/pseudo/`` (:class:`~clothcurate.folders.pseudo.PseudoFolder`, written by
 ``clothcurate pseudo-label``) are decoded once and appended to the export's
@@ -26,12 +26,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import cv2
 import torch
 
 from clothcurate.errors import BadInputError
 from clothcurate.folders.export import ExportFolder
 from clothcurate.folders.pseudo import IGNORE_INDEX, PseudoFolder, PseudoSample
+from clothcurate.geometry import resize_image, resize_mask
 from clothcurate.images import read_image
 from clothcurate.masks import read_mask
 from clothcurate.training.data import DecodedCache
@@ -96,19 +96,15 @@ class PseudoSet:
             BadInputError: a crop that cannot be read.
         """
         size, n = cache.size, len(cache)
-        images = torch.empty((n + len(self), size, size, 3), dtype=torch.uint8)
+        images = torch.empty((n + len(self), *size, 3), dtype=torch.uint8)
         images[:n] = cache.images
-        masks = torch.full((n + len(self), size, size), IGNORE_INDEX, dtype=torch.uint8)
+        masks = torch.full((n + len(self), *size), IGNORE_INDEX, dtype=torch.uint8)
         masks[:n] = cache.masks
         img_np = images.numpy()
 
         def work(i: int) -> None:
             s = self.samples[i]
-            image = read_image(self.folder.image_path(s.key), sample=s.key, hint=_HINT)
-            if image.shape[:2] != (size, size):
-                shrink = size * size <= image.shape[0] * image.shape[1]
-                image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-            img_np[n + i] = image
+            img_np[n + i] = resize_image(read_image(self.folder.image_path(s.key), sample=s.key, hint=_HINT), size)
 
         with ThreadPoolExecutor(max_workers=threads or min(16, os.cpu_count() or 1)) as pool:
             list(pool.map(work, range(len(self))))
@@ -140,9 +136,7 @@ class PseudoSet:
             if bad.any():
                 raise BadInputError(f"sample {s.key}: pseudo-mask {path} has class id {int(mask[bad].max())} "
                                     f"outside 0..{self.num_classes - 1} and not the ignore index {IGNORE_INDEX}; {_HINT}")
-            if mask.shape != (size, size):
-                mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
-            out[n + i] = mask
+            out[n + i] = resize_mask(mask, size)
         return list(range(n, n + len(self)))
 
     @staticmethod

@@ -3,9 +3,10 @@
 CCP's 994 tag-only photos (``annotation == "image"``, :mod:`clothcurate.curation.annotation`) have
 no mask, only the Table I classes their image-level tags name (``image_tags``). For each:
 
-1. the person is detected (:mod:`clothcurate.detection`; the largest box, :func:`main_person`; a
-   photo without a person is listed and not used) and cropped as the export crops (:func:`clothcurate.geometry.crop_box`:
-   5 % margin, grown towards a square), resized to the export's size S;
+1. the person is detected (:mod:`clothcurate.detection`; the largest box, :func:`main_person`,
+   widened by the detector's box calibration as ``predict`` widens it; a photo without a person
+   is listed and not used) and cropped as the export crops (:func:`clothcurate.geometry.crop_box`:
+   5 % margin, grown to the export crops' aspect ratio), resized to the export's size H x W;
 2. for every fold k with a ``folds/<k>/best.pt``, fold k's model predicts the crop
    (:class:`~clothcurate.inference.segmenter.Segmenter`, raw softmax, no post-processing) and
    :func:`filter_pseudo` keeps a pixel's class only when the photo allows it (its tags, plus
@@ -36,7 +37,7 @@ import re
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -46,7 +47,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from clothcurate.atomic import write_bytes
-from clothcurate.detection import DEFAULT_DETECTOR, DETECTORS, create_detector
+from clothcurate.detection import DEFAULT_DETECTOR, DETECTORS, box_rule, create_detector
 from clothcurate.detection.registry import PersonBox
 from clothcurate.errors import BadInputError
 from clothcurate.folders.pseudo import (
@@ -58,7 +59,7 @@ from clothcurate.folders.pseudo import (
     folds_digest,
 )
 from clothcurate.folders.run import RunFolder
-from clothcurate.geometry import crop_box, crop_image, paste_back
+from clothcurate.geometry import Size, aspect_of, crop_box, crop_image, paste_back, resize_image
 from clothcurate.images import read_image
 from clothcurate.masks import write_mask_png
 from clothcurate.timestamps import utc_now
@@ -70,8 +71,9 @@ __all__ = ["DEFAULT_THRESHOLD", "PseudoReport", "allowed_classes", "filter_pseud
 DEFAULT_THRESHOLD = 0.8
 _ARCH = re.compile(r"^[a-z0-9_]+$")  # becomes part of a field name
 _JPEG = [cv2.IMWRITE_JPEG_QUALITY, 95]
-#: which detected person is cropped (:func:`main_person`); recorded so that crops of another rule are remade
-PERSON_RULE = "largest"
+#: which detected person is cropped (:func:`main_person`, its box widened as ``predict`` widens it: the
+#: detector's :class:`~clothcurate.detection.BoxCalibration`); recorded so that crops of another rule are remade
+PERSON_RULE = "largest, calibrated"
 
 
 @dataclass
@@ -150,16 +152,16 @@ def filter_pseudo(probs: torch.Tensor, allowed: torch.Tensor, *, threshold: floa
     """Pseudo-masks from softmax maps: the argmax where it is allowed and confident, else ignore.
 
     Args:
-        probs: (N, K, S, S) float softmax.
+        probs: (N, K, H, W) float softmax.
         allowed: (N, K) bool, the classes each image may hold (:func:`allowed_classes`).
         threshold: the probability the argmax class needs.
 
     Returns:
-        (N, S, S) uint8: the argmax class, or :data:`IGNORE_INDEX` where it is not allowed for
+        (N, H, W) uint8: the argmax class, or :data:`IGNORE_INDEX` where it is not allowed for
         that image or its probability is below ``threshold``.
     """
-    conf, label = probs.max(1)                                               # (N, S, S) x2
-    ok = allowed.to(probs.device).gather(1, label.flatten(1)).view_as(label)  # (N, S, S) bool
+    conf, label = probs.max(1)                                               # (N, H, W) x2
+    ok = allowed.to(probs.device).gather(1, label.flatten(1)).view_as(label)  # (N, H, W) bool
     keep = ok & (conf >= threshold)
     return torch.where(keep, label, torch.full_like(label, IGNORE_INDEX)).to(torch.uint8)
 
@@ -191,12 +193,14 @@ def _tag_only_samples(dataset: str) -> tuple[object, list[tuple[str, str, tuple[
     return ds, sorted(rows)
 
 
-def _settings(*, detector: str, size: int, threshold: float) -> dict:
-    return {"detector": detector, "person": PERSON_RULE, "size": size, "threshold": threshold,
+def _settings(*, detector: str, size: Size, threshold: float) -> dict:
+    # a square stays one number, as manifests written before portrait crops have it
+    shown = size[0] if size[0] == size[1] else list(size)
+    return {"detector": detector, "person": PERSON_RULE, "size": shown, "threshold": threshold,
             "always_allowed": list(ALWAYS_ALLOWED), "ignore_index": IGNORE_INDEX}
 
 
-def _crop_all(rows, *, pf: PseudoFolder, old: dict[str, PseudoSample], detector: str, size: int,
+def _crop_all(rows, *, pf: PseudoFolder, old: dict[str, PseudoSample], detector: str, size: Size,
               segmenter, report: PseudoReport, progress: bool) -> list[PseudoSample]:
     """Detect and crop every photo that has no up-to-date crop; returns every sample's record."""
     out: list[PseudoSample] = []
@@ -225,7 +229,9 @@ def _crop_all(rows, *, pf: PseudoFolder, old: dict[str, PseudoSample], detector:
                                     person_score=None))
             continue
         person = main_person(people)
-        box = crop_box(person.relative(width=width, height=height), width=width, height=height)
+        widened = box_rule(person.detector).calibration.apply(person.box, width=width, height=height)
+        box = crop_box(replace(person, box=widened).relative(width=width, height=height), width=width,
+                       height=height, aspect=aspect_of(size))
         crop = crop_image(image, box=box, size=size)
         ok, data = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), _JPEG)
         if not ok:
@@ -240,21 +246,21 @@ def _crop_all(rows, *, pf: PseudoFolder, old: dict[str, PseudoSample], detector:
 
 
 def _label_fold(k: int, samples: list[PseudoSample], *, pf: PseudoFolder, segmenter, classes: list[str],
-                size: int, threshold: float, batch_size: int, progress: bool) -> tuple[int, float]:
+                size: Size, threshold: float, batch_size: int, progress: bool) -> tuple[int, float]:
     """Write fold k's missing pseudo-masks; returns (written now, mean labelled share of all)."""
     todo = [s for s in samples if not pf.mask_path(k, s.key).is_file()]
     pf.masks_dir(k).mkdir(parents=True, exist_ok=True)
-    model_size = segmenter.input_size or (size, size)
+    model_size = tuple(segmenter.input_size or size)
     for start in tqdm(range(0, len(todo), batch_size), desc=f"pseudo-label fold {k}", unit="batch",
                       disable=not progress, leave=False):
         chunk = todo[start:start + batch_size]
         crops = [read_image(pf.image_path(s.key), sample=s.key, hint="re-run pseudo-label") for s in chunk]
-        if tuple(model_size) != (size, size):  # the teacher's input size, as its training resized the export
-            crops = [cv2.resize(c, (model_size[1], model_size[0]), interpolation=cv2.INTER_LINEAR) for c in crops]
-        images = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()    # (N, 3, s, s) uint8
-        probs = segmenter.probabilities(images)                                         # (N, K, s, s)
-        if probs.shape[-2:] != (size, size):
-            probs = F.interpolate(probs, size=(size, size), mode="bilinear", align_corners=False)
+        # the teacher's input size, as its training resized the export
+        crops = [resize_image(c, model_size) for c in crops]
+        images = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous()    # (N, 3, h, w) uint8
+        probs = segmenter.probabilities(images)                                         # (N, K, h, w)
+        if tuple(probs.shape[-2:]) != tuple(size):
+            probs = F.interpolate(probs, size=tuple(size), mode="bilinear", align_corners=False)
         allowed = torch.from_numpy(np.stack([allowed_classes(s.tags, classes) for s in chunk]))
         masks = filter_pseudo(probs, allowed, threshold=threshold).cpu().numpy()
         for s, mask in zip(chunk, masks):
@@ -333,8 +339,8 @@ def pseudo_label(*, run_dir: str | Path, dataset: str, threshold: float = DEFAUL
         raise BadInputError(f"{run.config_path}: arch {arch!r} cannot name a dataset field; {run.root} is not "
                             "a train-eval run folder")
     export = run.export()  # its folds.json: which test fold each labelled sample is in
-    size = int(export.meta.get("size") or run.image_size or 0)
-    if size < 1:
+    size = export.crop_size or run.input_size
+    if size is None:
         raise BadInputError(f"{run.config_path}: no export size or image_size; re-run train-eval")
     ds, rows = _tag_only_samples(dataset)
     field_name = f"pseudo_{arch}"
@@ -344,7 +350,7 @@ def pseudo_label(*, run_dir: str | Path, dataset: str, threshold: float = DEFAUL
     settings = _settings(detector=detector, size=size, threshold=float(threshold))
     doc = pf.manifest()
     same = doc.get("settings", {})
-    if doc and tuple(same.get(k) for k in ("detector", "person", "size")) != (detector, PERSON_RULE, size):
+    if doc and any(same.get(k) != settings[k] for k in ("detector", "person", "size")):
         shutil.rmtree(pf.root)  # other crops: nothing is reusable
         doc = {}
     masks_valid = bool(doc) and all(same.get(k) == settings[k] for k in ("threshold", "always_allowed", "ignore_index"))

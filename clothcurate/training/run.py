@@ -13,7 +13,7 @@ with the recipe it started from and the names of the options that bind the folde
 Re-running the same command skips finished folds (``folds/<k>/done``) and resumes an unfinished
 one from ``last.pt``. Once a fold has started, the run folder refuses options that would change
 its results (``TrainConfig.binding()``: arch, encoder, weights, image size, loss, learning rate,
-monitor, schedule, TTA, augmentation, sampling, weight averaging, seed, and epochs / warm-up under
+monitor, schedule, TTA and its scales, augmentation, sampling, weight averaging, seed, and epochs / warm-up under
 the cosine schedule; and the export);
 the others (patience, batch size, workers, device ...) may change between invocations (a resumed
 fold keeps the plateau scheduler's patience of its first session). Under ``torchrun`` every rank
@@ -217,7 +217,7 @@ def _start_config(run_dir: Path, cfg: TrainConfig, export: ExportFolder, ctx: Di
     config = {"arch": cfg.arch, "encoder": cfg.encoder, "options": options, "binds": list(cfg.binding()),
               "recipe": {"name": cfg.recipe, "preset": RECIPES[cfg.recipe]},
               "model": ModelSpec.of(arch=cfg.arch, encoder=cfg.encoder, classes=export.classes,
-                                    input_size=(cfg.image_size, cfg.image_size)).to_dict(),
+                                    input_size=cfg.input_size).to_dict(),
               "export": export.meta, "export_dir": str(export.root),
               "versions": previous["versions"] if keep else _versions(),
               "machine": previous["machine"] if keep else _machine(ctx),
@@ -290,7 +290,7 @@ def _run_fold(k: int, *, export: ExportFolder, cache, cfg: TrainConfig, run_dir:
     train_pos, test_pos = export.fold_parts(k)
     fit_idx, val_idx = split_validation(export.presence(train_pos), fraction=cfg.validation_fraction,
                                         seed=cfg.seed)
-    size, num_classes = cfg.image_size, len(export.classes)
+    size, num_classes = cfg.input_size, len(export.classes)
     fit_pos = [train_pos[i] for i in fit_idx]
     extra = pseudo.fill(cache, k) if pseudo is not None else []  # fold k's pseudo-masks: training part only
     fit_pos = fit_pos + extra
@@ -302,7 +302,7 @@ def _run_fold(k: int, *, export: ExportFolder, cache, cfg: TrainConfig, run_dir:
     torch.manual_seed(cfg.seed + k)  # same decoder init on every rank (DDP broadcasts rank 0's anyway)
     weights = None if str(cfg.encoder_weights).lower() == "none" else cfg.encoder_weights
     model = create_model(cfg.arch, encoder=cfg.encoder, encoder_weights=weights, num_classes=num_classes)
-    spec = ModelSpec.of(arch=cfg.arch, encoder=cfg.encoder, classes=export.classes, input_size=(size, size))
+    spec = ModelSpec.of(arch=cfg.arch, encoder=cfg.encoder, classes=export.classes, input_size=size)
     loss_weights = class_weights(cache.masks[fit_pos], num_classes) if cfg.loss == "wce" else None
     train_set = dataset(fit_pos, train=True)
     fit = fit_fold(model, cfg.replace(workers=workers), train_set=train_set,
@@ -311,7 +311,8 @@ def _run_fold(k: int, *, export: ExportFolder, cache, cfg: TrainConfig, run_dir:
                    seed=cfg.seed + 1000 * k, loss_weights=loss_weights,
                    sample_weights=sampling_weights(cfg.sampling, train_set, classes=export.classes),
                    spec=spec.to_dict())
-    pred = predict_fold(FlipTTA(model) if cfg.tta else model, test_set=dataset(ctx.shard(test_pos), train=False),
+    net = FlipTTA(model, scales=cfg.tta_scales) if cfg.tta else model
+    pred = predict_fold(net, test_set=dataset(ctx.shard(test_pos), train=False),
                         samples=export.samples, run_dir=run_dir, ctx=ctx, batch_size=2 * cfg.batch_size,
                         workers=workers, num_classes=num_classes, normalizer=normalizer)
     if ctx.is_main:
@@ -359,9 +360,10 @@ def train_eval(config: TrainConfig | None = None, *, run_dir: str | Path, **opti
         raise BadInputError(f"--arch {cfg.arch!r}: unknown architecture; use one of {', '.join(ARCHITECTURES)}")
     if not cfg.data_dir:
         raise BadInputError("no export folder given; pass --data DIR (an export-folds folder)")
-    data_dir, fold_spec, image_size, encoder = cfg.data_dir, cfg.fold_spec, cfg.image_size, cfg.encoder
+    data_dir, fold_spec, input_size, encoder = cfg.data_dir, cfg.fold_spec, cfg.input_size, cfg.encoder
     arch, device, workers, dataset = cfg.arch, cfg.device, cfg.workers, cfg.dataset
     export = read_export(data_dir)
+    export.check_input_size(input_size)
     folds = parse_folds(fold_spec, export.k)
     run_dir = Path(run_dir).expanduser().resolve()
     cfg = cfg.replace(data_dir=str(export.root),
@@ -377,7 +379,7 @@ def train_eval(config: TrainConfig | None = None, *, run_dir: str | Path, **opti
         config = ctx.on_main(lambda: _start_config(run_dir, cfg, export, ctx, training=bool(todo)))
         skipped = [k for k in folds if k not in todo]
         if todo:
-            cache = decode_samples(export.samples, size=image_size, num_classes=len(export.classes),
+            cache = decode_samples(export.samples, size=input_size, num_classes=len(export.classes),
                                    progress=ctx.is_main)
             if pseudo is not None:
                 cache = pseudo.extend(cache)

@@ -1,6 +1,6 @@
 """How training images are drawn each epoch: uniformly, or repeat-factor sampling of rare classes.
 
-Shapes: N training images, K classes, S = side of the model input.
+Shapes: N training images, K classes, H x W = the model input.
 
 ``repeat-factor`` follows LVIS (Gupta et al. 2019, Sec. 4) restricted to the classes the
 benchmark finds failing (:data:`REPEAT_CLASSES`): with ``f(c)`` the share of the fold's training
@@ -49,14 +49,14 @@ def mask_presence(masks: torch.Tensor, num_classes: int) -> np.ndarray:
     """Which classes each mask holds.
 
     Args:
-        masks: (N, S, S) uint8 class ids (values >= K are no class).
+        masks: (N, H, W) uint8 class ids (values >= K are no class).
         num_classes: K.
 
     Returns:
         (N, K) bool.
     """
     out = np.zeros((len(masks), num_classes), dtype=bool)
-    for n in range(len(masks)):   # one bincount per mask: no (N, S, S) int64 temporary
+    for n in range(len(masks)):   # one bincount per mask: no (N, H, W) int64 temporary
         out[n] = (torch.bincount(masks[n].reshape(-1).long(), minlength=256)[:num_classes] > 0).numpy()
     return out
 

@@ -1,0 +1,138 @@
+"""Flip test-time augmentation at extra scales, re-evaluated on a finished run's test fold (no retraining).
+
+For each run and each scale set, the fold's ``best.pt`` predicts the fold's test images of the
+run's export through train-eval's own evaluation (:func:`clothcurate.training.loop.predict_fold`
+with :class:`clothcurate.training.models.FlipTTA` at those scales, the scoring of
+:mod:`clothcurate.training.metrics`); one line per scale set: P / R / F1 / mIoU of the opened and
+raw predictions, the opened IoU of the rare classes (romper, scarf/tie, socks, hat, glasses), in
+percent, as ``bench/accuracy.py`` prints them, the view sizes each scale gives (multiples of 32),
+and seconds per image (the whole evaluation pass: loading, forward passes, opening, scoring).
+The first line, ``recorded``, is the run's own metrics.json entry (a check: the scale set the run
+was evaluated with must reproduce it). Prediction files go to a temporary folder; the run folder
+is only read.
+
+Usage::
+
+    OMP_NUM_THREADS=1 python bench/tta.py --run out/acc64/cosine+lovasz+tta+rfs-s0 --fold 0 \\
+        --scales "1;1,1.25;1,0.75;1,0.75,1.25"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+RARE = ("romper", "scarf/tie", "socks", "hat", "glasses")
+
+
+def _pct(x: float | None) -> str:
+    return "   -" if x is None else f"{100 * x:5.1f}"
+
+
+def _cells(entry: dict, classes: list[str]) -> str:
+    """``opened P R F1 mIoU | raw P R F1 mIoU | rare IoU`` of a metrics.json fold entry."""
+    keys = ("precision", "recall", "f1", "iou")
+    iou = entry["opened"]["per_class"]["iou"]
+    return (" ".join(_pct(entry["opened"]["mean"][k]) for k in keys) + " | "
+            + " ".join(_pct(entry["raw"]["mean"][k]) for k in keys) + " | "
+            + " ".join(f"{_pct(iou[classes.index(n)]):>7}" for n in RARE))
+
+
+def _finished_entry(run_dir: Path, fold: int) -> dict | None:
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        return None
+    found = [f for f in json.loads(path.read_text())["folds"] if f["fold"] == fold]
+    return found[0] if found else None
+
+
+def evaluate_run(run_dir: Path, *, fold: int, scale_sets: list[tuple[float, ...]], batch_size: int,
+                 workers: int) -> list[str]:
+    """The table lines of one run: its recorded entry, then one line per scale set."""
+    from clothcurate.folders import RunFolder
+    from clothcurate.inference.segmenter import Segmenter
+    from clothcurate.training.augment import build_transform
+    from clothcurate.training.data import SegmentationDataset, decode_samples, read_export
+    from clothcurate.training.distributed import setup
+    from clothcurate.training.loop import predict_fold
+    from clothcurate.training.metrics import scores_from_confusion
+    from clothcurate.training.models import FlipTTA, tta_view_size
+
+    recorded = _finished_entry(run_dir, fold)
+    if recorded is None:
+        return [f"{run_dir}: fold {fold} is not finished (not in metrics.json); skipped"]
+    run = RunFolder.open(run_dir)
+    # the fold's own model, without TTA: FlipTTA below adds each scale set
+    seg = Segmenter.from_run(run_dir, fold=fold, device="cpu", tta=False)
+    (model,), spec = seg.models, seg.spec
+    height, width = spec.input_size
+    export = read_export(run.export_dir)
+    classes = list(export.classes)
+    _, test_pos = export.fold_parts(fold)
+    cache = decode_samples(export.samples, size=(height, width), num_classes=len(classes))
+    test_set = SegmentationDataset(cache, test_pos, transform=build_transform(size=(height, width), train=False))
+    ctx = setup("cpu")
+    evaluated = f"flip at {','.join(f'{v:g}' for v in run.tta_scales)}" if run.tta else "no TTA"
+    lines = [f"{run_dir.name} (fold {fold}, {len(test_pos)} test images, {height}x{width}, evaluated with "
+             f"{evaluated})",
+             f"  {'recorded':<16} | {_cells(recorded, classes)} | {'':<16} |"]
+    try:
+        for scales in scale_sets:
+            net = FlipTTA(model, scales=scales)
+            sizes = ",".join(f"{h}x{w}" if h != w else str(h)
+                             for h, w in (tta_view_size(height, width, s) for s in scales))
+            with tempfile.TemporaryDirectory(prefix="clothcurate-tta-") as tmp:
+                t = time.perf_counter()
+                pred = predict_fold(net, test_set=test_set, samples=export.samples, run_dir=Path(tmp), ctx=ctx,
+                                    batch_size=batch_size, workers=workers, num_classes=len(classes),
+                                    normalizer=seg.normalizer, progress=False)
+                seconds = (time.perf_counter() - t) / max(1, pred.n_images)
+            entry = {"raw": scores_from_confusion(pred.confusion_raw),
+                     "opened": scores_from_confusion(pred.confusion_opened)}
+            name = "flip@" + ",".join(f"{v:g}" for v in scales)
+            lines.append(f"  {name:<16} | {_cells(entry, classes)} | {sizes:<16} | {seconds:.4f}")
+    finally:
+        ctx.close()
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", action="append", type=Path, required=True,
+                        help="a finished train-eval run folder (repeat for several)")
+    parser.add_argument("--fold", type=int, default=0, help="the test fold (must be in the run's metrics.json)")
+    parser.add_argument("--scales", default="1;1,1.25;1,0.75;1,0.75,1.25",
+                        help="scale sets, ';' between sets, ',' between the scales of a set")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from clothcurate.errors import BadInputError
+    from clothcurate.training.config import parse_tta_scales
+
+    try:
+        scale_sets = [parse_tta_scales(part) for part in args.scales.split(";") if part.strip()]
+    except BadInputError as e:
+        parser.error(str(e))
+    print(f"tta: fold {args.fold}, CPU, {torch.get_num_threads()} thread(s) (percent; opened | raw | opened IoU "
+          "of rare classes | view sizes | s/image)")
+    head = (f"  {'scales':<16} | {'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | {'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | "
+            + " ".join(f"{n[:7]:>7}" for n in RARE) + f" | {'sizes':<16} | s/img")
+    print(head)
+    for run_dir in args.run:
+        for line in evaluate_run(run_dir.resolve(), fold=args.fold, scale_sets=scale_sets,
+                                 batch_size=args.batch_size, workers=args.workers):
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
