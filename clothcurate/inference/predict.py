@@ -4,10 +4,10 @@ For each photo: detect the people (:mod:`clothcurate.detection`, or the run's ow
 :mod:`.model_detector`), keep and widen their boxes by the detector's box rule
 (:mod:`clothcurate.detection.calibration`: ``ssdlite-pedestrian`` keeps the people at least 0.7 as
 tall as the tallest, passers-by behind the subject left out, and widens each box as fitted on
-CCP), crop each person as the export does
-(:func:`clothcurate.geometry.crop_box`: the box plus a 5 % margin, grown towards a square), resize
-the crop to the model's input, segment it (:class:`.segmenter.Segmenter`: one fold or the run's
-ensemble, the evaluation's post-processing, optional flip TTA), paste the labels back into the
+CCP), crop each person as the export does (:func:`clothcurate.geometry.crop_box`: the box plus
+a 5 % margin, grown to the model input's aspect ratio), resize the crop to the model's input,
+segment it (:class:`.segmenter.Segmenter`: one fold or the run's ensemble, the evaluation's
+post-processing, optional flip TTA), paste the labels back into the
 photo frame and, where two people's crops overlap, keep at each pixel the label of the more
 confident crop. A photo where no person is found is segmented whole (as an export without
 crop). Photos are read as stored (EXIF orientation not applied), as the training masks are.
