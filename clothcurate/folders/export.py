@@ -111,10 +111,10 @@ class ExportFolder:
         crop = self.crop_size or (1, 1)  # crops at their own size are grown to squares
         h, w = (int(v) for v in input_size)
         if abs(crop[0] / crop[1] - h / w) > 0.01 * h / w:
-            shown = f"{crop[0]}x{crop[1]}" if self.crop_size else "square"
-            raise BadInputError(f"{self.root}: its person crops are {shown} (H x W) but {option} {h}x{w} has another "
+            shown, fit = (f"{crop[0]}x{crop[1]} (H x W)", f"{crop[0]}x{crop[1]}") if self.crop_size else ("square", "320")
+            raise BadInputError(f"{self.root}: its person crops are {shown} but {option} {h}x{w} has another "
                                 f"aspect ratio, so every crop would be distorted; pass {option} with the crops' "
-                                f"aspect (e.g. {option} {crop[0]}x{crop[1]}) or export again with --size {h}x{w}")
+                                f"aspect (e.g. {option} {fit}) or export again with --size {h}x{w}")
 
     def index(self, key: str) -> int:
         """Position of a sample key in :attr:`samples`."""
