@@ -48,16 +48,13 @@ def main() -> None:
 
 
 def _subset(ccp: Path, root: Path, n: int) -> Path:
-    """A CCP folder of the first n pixel-annotated samples (symlinks to the real files)."""
+    """A CCP folder of the first n pixel-annotated samples (symlinks to the real files), made by
+    the tests' own helper so bench and tests read the same layout."""
+    sys.path.insert(0, str(_REPO / "tests"))
+    from ccp_layout import make_ccp_subset
+
     ids = sorted(p.stem for p in (ccp / "annotations" / "pixel-level").glob("*.mat"))[:n]
-    (root / "photos").mkdir(parents=True)
-    (root / "annotations" / "pixel-level").mkdir(parents=True)
-    os.symlink(ccp / "label_list.mat", root / "label_list.mat")
-    for sid in ids:
-        os.symlink(ccp / "photos" / f"{sid}.jpg", root / "photos" / f"{sid}.jpg")
-        os.symlink(ccp / "annotations" / "pixel-level" / f"{sid}.mat",
-                   root / "annotations" / "pixel-level" / f"{sid}.mat")
-    return root
+    return make_ccp_subset(root, ccp, ids)
 
 
 def _run(args, tmp: Path, url: str, key: str) -> None:

@@ -36,6 +36,7 @@ from tqdm import tqdm
 from clothcurate.atomic import write_json
 from clothcurate.curation.coco import coco_document, mask_to_annotations
 from clothcurate.geometry import Size, aspect_of, as_size, crop_box, crop_resize, format_size
+from clothcurate.folders.export import size_to_json
 from clothcurate.curation.annotation import pixel_annotated, tag_only
 from clothcurate.curation.db import load_dataset
 from clothcurate.curation.folds import assign_folds, fold_stats
@@ -247,13 +248,6 @@ def _run_jobs(jobs: list[_Job], *, workers: int, progress: bool) -> list[dict]:
         pool.shutdown(wait=True, cancel_futures=True)  # on failure: no job left writing
 
 
-def _size_json(size: Size | None) -> int | list[int] | None:
-    """``export.json``'s ``size``: one number for a square (as exports before portrait crops), else ``[H, W]``."""
-    if size is None:
-        return None
-    return size[0] if size[0] == size[1] else list(size)
-
-
 def _sample_index(rows: list[_Row], fold_of: np.ndarray, results: list[dict]) -> list[dict]:
     """The ``samples`` list of ``folds.json``."""
     return [{"key": r.key, "id": r.id, "source": r.source, "source_id": r.source_id, "fold": int(f),
@@ -347,7 +341,7 @@ def export_folds(*, dataset: str, out: Path, folds: int = 5, seed: int = 0, fmt:
                 write_json(tmp / "coco.json", _coco(samples, results, dataset))
             write_json(tmp / "export.json", {
                 "version": EXPORT_VERSION, "dataset": dataset, "folds": folds, "seed": seed, "crop": crop,
-                "size": _size_json(size), "format": fmt, "created": utc_now(),
+                "size": size_to_json(size), "format": fmt, "created": utc_now(),
                 "left_out": left_out, "n_samples": len(samples), "crop_margin": CROP_MARGIN if crop else None})
 
         assigned = {r.id: int(f) for r, f in zip(rows, fold_of)}

@@ -24,11 +24,30 @@ import numpy as np
 from clothcurate.errors import BadInputError
 from clothcurate.labelmaps import TARGET_CLASSES
 
-__all__ = ["ExportSample", "ExportFolder", "read_export", "EXPORT_FILES"]
+__all__ = ["ExportSample", "ExportFolder", "read_export", "EXPORT_FILES", "size_to_json", "size_from_json"]
 
 #: what a complete export folder holds (docs/contracts.md)
 EXPORT_FILES = ("export.json", "classes.json", "folds.json", "images", "masks")
 _HINT = "run clothcurate export-folds --out DIR and pass that DIR to --data"
+
+
+def size_to_json(size: Sequence[int] | None) -> int | list[int] | None:
+    """A crop size ``(H, W)`` as ``export.json`` (and the pseudo-label manifest) store it: one
+    number for a square, as files written before portrait crops hold it, else ``[H, W]``."""
+    if size is None:
+        return None
+    h, w = (int(v) for v in size)
+    return h if h == w else [h, w]
+
+
+def size_from_json(value: Any) -> tuple[int, int] | None:
+    """The inverse of :func:`size_to_json`: ``S`` -> ``(S, S)``, ``[H, W]`` -> ``(H, W)``, null -> None."""
+    if not value:
+        return None
+    if isinstance(value, (int, float)):
+        return int(value), int(value)
+    h, w = (int(v) for v in value)
+    return h, w
 
 
 @dataclass(frozen=True)
@@ -90,10 +109,7 @@ class ExportFolder:
     def crop_size(self) -> tuple[int, int] | None:
         """``(H, W)`` of the person crops (``export.json``'s ``size``: ``S`` or ``[H, W]``), or
         None (whole photos, crops at their own size, or unknown)."""
-        size = self.meta.get("size")
-        if not size or not self.meta.get("crop"):
-            return None
-        return (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
+        return size_from_json(self.meta.get("size")) if self.meta.get("crop") else None
 
     def check_input_size(self, input_size: Sequence[int], *, option: str = "--image-size") -> None:
         """Refuse a model input whose aspect ratio differs from the person crops' (the crops

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from clothcurate.errors import BadInputError
-from clothcurate.folders.export import ExportFolder, read_export
+from clothcurate.folders.export import ExportFolder, read_export, size_from_json
 
 __all__ = ["RunFolder", "RUN_HINT"]
 
@@ -175,10 +175,7 @@ class RunFolder:
         height = self.options.get("image_size")
         if height:
             return int(height), int(self.options.get("image_width") or height)
-        size = (self.config.get("export") or {}).get("size")
-        if not size:
-            return None
-        return (int(size), int(size)) if isinstance(size, (int, float)) else (int(size[0]), int(size[1]))
+        return size_from_json((self.config.get("export") or {}).get("size"))
 
     @property
     def tta(self) -> bool:

@@ -153,10 +153,7 @@ class Segmenter:
                  backend: Callable[[torch.Tensor], torch.Tensor] | None = None):
         if not models:
             raise BadInputError("Segmenter: no model given")
-        tta_scales = check_tta_scales(tta_scales)
-        if not tta and tta_scales != (1.0,):
-            raise BadInputError(f"--tta-scales {','.join(f'{v:g}' for v in tta_scales)}: extra test-time scales "
-                                "need flip TTA; add --tta")
+        tta_scales = check_tta_scales(tta_scales, tta=tta)
         self.normalizer = normalizer
         self.device = normalizer.device
         self.spec = spec

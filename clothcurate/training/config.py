@@ -68,12 +68,13 @@ LEGACY_VALUES: dict[str, Any] = {"image_width": None, "monitor": "val_loss", "sc
                                  "tta_scales": [1.0]}  # as config.json holds it (a list)
 
 
-def check_tta_scales(scales: Any, *, option: str = "--tta-scales") -> tuple[float, ...]:
+def check_tta_scales(scales: Any, *, tta: bool = True, option: str = "--tta-scales") -> tuple[float, ...]:
     """Validate test-time scales: positive numbers, 1.0 (the trained scale) among them, at most
-    :data:`MAX_TTA_SCALES`, no repeats.
+    :data:`MAX_TTA_SCALES`, no repeats, and none but 1.0 without flip TTA.
 
     Args:
         scales: a sequence of numbers (a JSON list, a tuple ...).
+        tta: whether flip TTA is on (extra scales need it).
         option: the option's name for the error message.
 
     Returns:
@@ -91,6 +92,8 @@ def check_tta_scales(scales: Any, *, option: str = "--tta-scales") -> tuple[floa
             and all(0 < v < float("inf") for v in values)):
         raise BadInputError(f"{option} {shown}: give 1 to {MAX_TTA_SCALES} different positive scales including 1 "
                             "(the trained scale), e.g. 1,1.25")
+    if not tta and values != (1.0,):
+        raise BadInputError(f"{option} {shown}: extra test-time scales need flip TTA; add --tta")
     return values
 
 
@@ -192,11 +195,8 @@ class TrainConfig:
         if self.image_width == self.image_size:  # one spelling of a square input, so run folders compare equal
             object.__setattr__(self, "image_width", None)
         # config.json holds a list; the frozen field keeps a tuple (hashable, equal after a round trip)
-        object.__setattr__(self, "tta_scales", check_tta_scales(self.tta_scales))
+        object.__setattr__(self, "tta_scales", check_tta_scales(self.tta_scales, tta=self.tta))
         checks = [
-            (self.tta or self.tta_scales == (1.0,),
-             f"--tta-scales {','.join(f'{v:g}' for v in self.tta_scales)}: extra test-time scales need "
-             "flip TTA; add --tta"),
             (self.loss in LOSSES, f"--loss {self.loss!r}: use one of {', '.join(LOSSES)}"),
             (self.monitor in MONITORS, f"--monitor {self.monitor!r}: use one of {', '.join(MONITORS)}"),
             (self.schedule in SCHEDULES, f"--schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}"),

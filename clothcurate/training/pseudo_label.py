@@ -59,6 +59,7 @@ from clothcurate.folders.pseudo import (
     folds_digest,
 )
 from clothcurate.folders.run import RunFolder
+from clothcurate.folders.export import size_to_json
 from clothcurate.geometry import Size, aspect_of, crop_box, crop_image, paste_back, resize_image
 from clothcurate.images import read_image
 from clothcurate.masks import write_mask_png
@@ -194,9 +195,7 @@ def _tag_only_samples(dataset: str) -> tuple[object, list[tuple[str, str, tuple[
 
 
 def _settings(*, detector: str, size: Size, threshold: float) -> dict:
-    # a square stays one number, as manifests written before portrait crops have it
-    shown = size[0] if size[0] == size[1] else list(size)
-    return {"detector": detector, "person": PERSON_RULE, "size": shown, "threshold": threshold,
+    return {"detector": detector, "person": PERSON_RULE, "size": size_to_json(size), "threshold": threshold,
             "always_allowed": list(ALWAYS_ALLOWED), "ignore_index": IGNORE_INDEX}
 
 
