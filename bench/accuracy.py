@@ -1,8 +1,9 @@
 """Accuracy of training variants side by side: one fold of an export, a reduced size, a fixed budget.
 
 Each variant is a set of :class:`clothcurate.training.config.TrainConfig` changes against the
-``paper`` recipe (the default until this benchmark picked ``cosine+lovasz+tta``, which the
-``default`` variant now equals; see ``_variants``). Every variant x seed is one ``train-eval`` run of the same
+``paper`` recipe (the default until this benchmark picked ``cosine+lovasz+tta``, then its peak
+learning rate 3e-3: the ``default`` variant is that recipe; ``default+X`` changes one option of it;
+see ``_variants``). Every variant x seed is one ``train-eval`` run of the same
 test fold, same size, same epochs; the table prints one line per variant (mean over seeds):
 P / R / F1 / mIoU of the opened and raw predictions, and the IoU of the rare classes that fail
 today (romper, scarf/tie, socks, hat, glasses), in percent, plus the training minutes.
@@ -27,7 +28,6 @@ which ``clothcurate pseudo-label --run TEACHER --dataset D`` has been run)::
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -38,7 +38,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-RARE = ("romper", "scarf/tie", "socks", "hat", "glasses")
+from fold_scores import fold_scores, rare_header, score_cells  # noqa: E402  (bench/, the script's folder)
+
 PSEUDO = "<--pseudo-run>"  # replaced by the teacher run folder given on the command line
 
 
@@ -74,32 +75,26 @@ def _variants(epochs: int) -> dict[str, dict[str, Any]]:
         "default+rotate": {"recipe": "default", "augment": "rotate"},
         "default+scale-aug": {"recipe": "default", "augment": "scale"},
         "default+lite2": {"recipe": "default", "encoder": "tf_efficientnet_lite2"},
+        "default+ce": {"recipe": "default", "loss": "ce"},
+        "default+dice": {"recipe": "default", "loss": "ce+dice"},
+        "default+wce": {"recipe": "default", "loss": "wce"},
+        "default+val_miou": {"recipe": "default", "monitor": "val_miou"},
+        "default+bs4": {"recipe": "default", "batch_size": 4},
+        "default+lr2e-3": {"recipe": "default", "lr": 2e-3},
+        "default+lr5e-4": {"recipe": "default", "lr": 5e-4},
+        "default+lr1e-3": {"recipe": "default", "lr": 1e-3},  # the default recipe before its lr became 3e-3
+        "default+lr3e-3": {"recipe": "default", "lr": 3e-3},  # = default since then
+        "default+lr4e-3": {"recipe": "default", "lr": 4e-3},
+        "default+rfs": {"recipe": "default", "sampling": "repeat-factor"},
         "unet": {"arch": "unet"},
         "linknet": {"arch": "linknet"},
         "pspnet": {"arch": "pspnet"},
     }
 
 
-def _pct(x: float | None) -> str:
-    return "   -" if x is None else f"{100 * x:5.1f}"
-
-
 def _mean(values: list[float | None]) -> float | None:
     vals = [v for v in values if v is not None]
     return sum(vals) / len(vals) if vals else None
-
-
-def _scores(run_dir: Path, fold: int) -> dict[str, float | None]:
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    (entry,) = [f for f in metrics["folds"] if f["fold"] == fold]
-    out: dict[str, float | None] = {}
-    for variant in ("opened", "raw"):
-        for name in ("precision", "recall", "f1", "iou"):
-            out[f"{variant}_{name}"] = entry[variant]["mean"][name]
-    iou = entry["opened"]["per_class"]["iou"]
-    for name in RARE:
-        out[name] = iou[metrics["classes"].index(name)]
-    return out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -169,19 +164,17 @@ def main(argv: list[str] | None = None) -> None:
             t = time.perf_counter()
             train_eval(config, run_dir=run_dir)
             minutes += (time.perf_counter() - t) / 60
-            per_seed.append(_scores(run_dir, args.fold))
+            per_seed.append(fold_scores(run_dir, args.fold))
         rows.append((name, {k: _mean([s[k] for s in per_seed]) for k in per_seed[0]}, minutes / len(seeds)))
 
     head = (f"{'variant':<18} | {'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | {'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | "
-            + " ".join(f"{n[:7]:>7}" for n in RARE) + " |   min")
+            + rare_header() + " |   min")
     print(f"accuracy: export {data}, fold {args.fold}, {format_size((height, width))} px, {args.epochs} epochs, seeds {seeds}, "
           f"device {args.device}, {os.cpu_count()} CPUs (percent; opened | raw | opened IoU of rare classes)")
     print(head)
     print("-" * len(head))
     for name, s, minutes in rows:
-        print(f"{name:<18} | " + " ".join(_pct(s[f"opened_{k}"]) for k in ("precision", "recall", "f1", "iou"))
-              + " | " + " ".join(_pct(s[f"raw_{k}"]) for k in ("precision", "recall", "f1", "iou"))
-              + " | " + " ".join(f"{_pct(s[n]):>7}" for n in RARE) + f" | {minutes:5.1f}")
+        print(f"{name:<18} | {score_cells(s)} | {minutes:5.1f}")
     print(f"run folders: {out}")
 
 

@@ -49,7 +49,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-RARE = ("romper", "scarf/tie", "socks", "hat", "glasses")
+from fold_scores import fold_scores, rare_header, score_cells  # noqa: E402  (bench/)
+
 DATASET = "fix-effect"
 TRAIN_VIEW = "fix-effect-train"  # saved view: the samples outside the test part of the test fold
 
@@ -99,19 +100,6 @@ def _train(tasks: list[tuple[Path, Path, int]], *, args: argparse.Namespace) -> 
         for _, _, p in running:
             if p.poll() is None:
                 p.terminate()
-
-
-def _scores(run_dir: Path, fold: int) -> dict[str, float | None]:
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    (entry,) = [f for f in metrics["folds"] if f["fold"] == fold]
-    out: dict[str, float | None] = {name: entry["opened"]["mean"][name] for name in ("precision", "recall", "f1", "iou")}
-    iou = entry["opened"]["per_class"]["iou"]
-    out.update({name: iou[metrics["classes"].index(name)] for name in RARE})
-    return out
-
-
-def _pct(x: float | None) -> str:
-    return "    -" if x is None else f"{100 * x:5.1f}"
 
 
 def _open_database(out: Path) -> None:
@@ -307,13 +295,11 @@ def main(argv: list[str] | None = None) -> None:
     # 5. one line per arm
     print(f"fix effect: CCP, test fold {args.fold} (same photos and ingested masks in every arm), {args.size} px, "
           f"{args.epochs} epochs, default recipe, seed {args.seed}, {os.cpu_count()} CPUs; percent, opened")
-    head = (f"{'arm':<36} | {'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | " + " ".join(f"{n[:7]:>7}" for n in RARE))
+    head = (f"{'arm':<36} | {'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | " + rare_header())
     print(head)
     print("-" * len(head))
     for name, run in [("as ingested", ingested)] + [(name, run) for name, _, run, _ in arms]:
-        s = _scores(run, args.fold)
-        print(f"{name:<36} | " + " ".join(_pct(s[k]) for k in ("precision", "recall", "f1", "iou"))
-              + " | " + " ".join(f"{_pct(s[n]):>7}" for n in RARE))
+        print(f"{name:<36} | {score_cells(fold_scores(run, args.fold), raw=False)}")
     print(f"run folders: {out / 'runs'}; {(time.perf_counter() - t0) / 60:.1f} min")
 
 

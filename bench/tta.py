@@ -20,7 +20,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -29,28 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-RARE = ("romper", "scarf/tie", "socks", "hat", "glasses")
-
-
-def _pct(x: float | None) -> str:
-    return "   -" if x is None else f"{100 * x:5.1f}"
-
-
-def _cells(entry: dict, classes: list[str]) -> str:
-    """``opened P R F1 mIoU | raw P R F1 mIoU | rare IoU`` of a metrics.json fold entry."""
-    keys = ("precision", "recall", "f1", "iou")
-    iou = entry["opened"]["per_class"]["iou"]
-    return (" ".join(_pct(entry["opened"]["mean"][k]) for k in keys) + " | "
-            + " ".join(_pct(entry["raw"]["mean"][k]) for k in keys) + " | "
-            + " ".join(f"{_pct(iou[classes.index(n)]):>7}" for n in RARE))
-
-
-def _finished_entry(run_dir: Path, fold: int) -> dict | None:
-    path = run_dir / "metrics.json"
-    if not path.is_file():
-        return None
-    found = [f for f in json.loads(path.read_text())["folds"] if f["fold"] == fold]
-    return found[0] if found else None
+from fold_scores import entry_scores, fold_entry, rare_header, score_cells  # noqa: E402  (bench/)
 
 
 def evaluate_run(run_dir: Path, *, fold: int, scale_sets: list[tuple[float, ...]], batch_size: int,
@@ -65,7 +43,7 @@ def evaluate_run(run_dir: Path, *, fold: int, scale_sets: list[tuple[float, ...]
     from clothcurate.training.metrics import scores_from_confusion
     from clothcurate.training.models import FlipTTA, tta_view_size
 
-    recorded = _finished_entry(run_dir, fold)
+    recorded = fold_entry(run_dir, fold)
     if recorded is None:
         return [f"{run_dir}: fold {fold} is not finished (not in metrics.json); skipped"]
     run = RunFolder.open(run_dir)
@@ -82,7 +60,7 @@ def evaluate_run(run_dir: Path, *, fold: int, scale_sets: list[tuple[float, ...]
     evaluated = f"flip at {','.join(f'{v:g}' for v in run.tta_scales)}" if run.tta else "no TTA"
     lines = [f"{run_dir.name} (fold {fold}, {len(test_pos)} test images, {height}x{width}, evaluated with "
              f"{evaluated})",
-             f"  {'recorded':<16} | {_cells(recorded, classes)} | {'':<16} |"]
+             f"  {'recorded':<16} | {score_cells(entry_scores(recorded, classes))} | {'':<16} |"]
     try:
         for scales in scale_sets:
             net = FlipTTA(model, scales=scales)
@@ -97,7 +75,7 @@ def evaluate_run(run_dir: Path, *, fold: int, scale_sets: list[tuple[float, ...]
             entry = {"raw": scores_from_confusion(pred.confusion_raw),
                      "opened": scores_from_confusion(pred.confusion_opened)}
             name = "flip@" + ",".join(f"{v:g}" for v in scales)
-            lines.append(f"  {name:<16} | {_cells(entry, classes)} | {sizes:<16} | {seconds:.4f}")
+            lines.append(f"  {name:<16} | {score_cells(entry_scores(entry, classes))} | {sizes:<16} | {seconds:.4f}")
     finally:
         ctx.close()
     return lines
@@ -126,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"tta: fold {args.fold}, CPU, {torch.get_num_threads()} thread(s) (percent; opened | raw | opened IoU "
           "of rare classes | view sizes | s/image)")
     head = (f"  {'scales':<16} | {'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | {'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | "
-            + " ".join(f"{n[:7]:>7}" for n in RARE) + f" | {'sizes':<16} | s/img")
+            + rare_header() + f" | {'sizes':<16} | s/img")
     print(head)
     for run_dir in args.run:
         for line in evaluate_run(run_dir.resolve(), fold=args.fold, scale_sets=scale_sets,

@@ -22,6 +22,7 @@ from clothcurate.process_setup import setup_command_process
 from clothcurate.training.config import (
     AUGMENTATIONS,
     LOSSES,
+    MAX_TTA_SCALES,
     MONITORS,
     RECIPES,
     REPEAT_CLASSES,
@@ -406,6 +407,13 @@ def _default_detector() -> str:
     return DEFAULT_DETECTOR
 
 
+def _tta_scales_option(what: str, default: str):
+    """``--tta-scales``, worded alike in every command that takes it."""
+    return click.option("--tta-scales", default=None, metavar="S1,S2",
+                        help=f"With TTA only: {what} (comma list including 1, at most {MAX_TTA_SCALES}, e.g. "
+                             f"1,1.25; sides rounded to multiples of 32). Default: {default}.")
+
+
 #: the defaults ``train-eval --help`` shows: the ``default`` recipe's (an option not given takes
 #: its recipe's value, whichever recipe is chosen)
 _RECIPE_DEFAULTS = RECIPES["default"]
@@ -454,10 +462,8 @@ _RECIPE_DEFAULTS = RECIPES["default"]
                    "instead of the best epoch; needs --schedule cosine. 0: off.")
 @click.option("--tta/--no-tta", default=_RECIPE_DEFAULTS["tta"], show_default=True,
               help="Predict the test folds as the mean of the image's and its horizontal flip's logits.")
-@click.option("--tta-scales", default=None, metavar="S1,S2",
-              help="With --tta only: also predict each test image and its flip resized by these factors "
-                   "(comma list including 1, at most 3, e.g. 1,1.25; sides rounded to multiples of 32), the "
-                   "mean of every view's logits. Binds the run folder.  [default: 1]")
+@_tta_scales_option("also predict each test image and its flip resized by these factors, the mean of every "
+                    "view's logits; binds the run folder", "1")
 @click.option("--workers", default=None, type=int,
               help="Data-loader workers per process (default: this node's CPUs shared by its ranks, at most 16).")
 @click.option("--device", default="auto", show_default=True, help="auto, cuda, cpu.")
@@ -576,9 +582,7 @@ def report(runs, more_runs, out, dataset):
 @click.option("--fold", default="all", show_default=True, help="A fold's checkpoint, or all: the folds' ensemble.")
 @click.option("--tta/--no-tta", default=None,
               help="Horizontal-flip test-time augmentation (default: as the run evaluated its test folds).")
-@click.option("--tta-scales", default=None, metavar="S1,S2",
-              help="With TTA only: the scales each crop and its flip are predicted at (comma list including 1, "
-                   "at most 3, e.g. 1,1.25; default: as the run evaluated its test folds).")
+@_tta_scales_option("the scales each crop and its flip are predicted at", "as the run evaluated its test folds")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--batch-size", default=8, show_default=True, help="Photos per batch (per process under torchrun).")
 @click.option("--overlay", is_flag=True, help="Also write <stem>_overlay.jpg with the class colours.")
@@ -619,9 +623,8 @@ def predict(run_dir, out, paths, detector, fold, tta, tta_scales, device, batch_
               help="A fold's checkpoint, or all: the folds' ensemble (mean softmax) in one graph.")
 @click.option("--tta/--no-tta", default=None, help="Put horizontal-flip test-time augmentation inside the "
               "graph (default: as the run evaluated its test folds).")
-@click.option("--tta-scales", default=None, metavar="S1,S2",
-              help="With TTA only: the scales inside the graph (comma list including 1, at most 3, e.g. 1,1.25; "
-                   "recorded in the file's metadata; default: as the run evaluated its test folds).")
+@_tta_scales_option("the scales inside the graph, recorded in the file's metadata",
+                    "as the run evaluated its test folds")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The model file to write.")
 @_handle_errors
 def export_model(run_dir, fmt, fold, tta, tta_scales, out):

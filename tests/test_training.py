@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from clothcurate.cli import main as cli
 from clothcurate.training.augment import build_transform
-from clothcurate.training.config import TrainConfig
+from clothcurate.training.config import RECIPES, TrainConfig
 from clothcurate.training.data import SegmentationDataset, decode_samples, read_export
 from clothcurate.training.distributed import setup
 from clothcurate.training.loop import (
@@ -349,12 +349,30 @@ def test_cli_levers_cosine_weighted_ce_tta_on_linknet(export_dir, tmp_path):
         "linknet", "cosine", "wce", True, 2)
     assert options["patience"] == 10 and config["recipe"]["name"] == "default"   # the recipe's, not given
     assert {"epochs", "warmup_epochs", "tta"} <= set(config["binds"])
+    peak = RECIPES["default"]["lr"]                                           # the recipe's, not given
+    assert options["lr"] == peak
     history = _read_csv(out / "folds" / "0" / "history.csv")
-    assert [float(r["lr"]) for r in history] == pytest.approx([1e-5, 1e-3])     # warm-up start, then peak
+    assert [float(r["lr"]) for r in history] == pytest.approx([peak / 100, peak])  # warm-up start, then peak
     scores = json.loads((out / "folds" / "0" / "scores.json").read_text())
     assert scores["fit"]["epochs_run"] == 2 and not scores["fit"]["stopped_early"]
     refused = CliRunner().invoke(cli, [*args, "--epochs", "3"])
     assert refused.exit_code == 2 and "made with epochs=2" in refused.output
+
+
+def test_cli_paper_recipe_takes_the_papers_values_not_the_defaults_shown(export_dir, tmp_path):
+    """``train-eval --help`` shows the default recipe's values (e.g. --lr 3e-3); ``--recipe paper``
+    without those options must still train with the paper's (Adam 1e-3, plateau, CE, no TTA)."""
+    out = tmp_path / "paper"
+    done = CliRunner().invoke(cli, ["train-eval", "--arch", "fpn", "--recipe", "paper", "--data", str(export_dir),
+                                    "--folds", "0", "--image-size", str(SIZE), "--epochs", "1", "--batch-size", "4",
+                                    "--workers", "0", "--device", "cpu", "--out", str(out), "--dataset", ""])
+    assert done.exit_code == 0, done.output
+    options = json.loads((out / "config.json").read_text())["options"]
+    paper = RECIPES["paper"]
+    assert RECIPES["default"]["lr"] != paper["lr"]        # else this test shows nothing
+    assert {k: options[k] for k in ("lr", "loss", "schedule", "tta")} == {k: paper[k] for k in ("lr", "loss", "schedule", "tta")}
+    history = _read_csv(out / "folds" / "0" / "history.csv")
+    assert float(history[0]["lr"]) == pytest.approx(paper["lr"])
 
 
 def test_cli_exit_code_2_on_missing_or_incomplete_export(tmp_path, export_dir):
