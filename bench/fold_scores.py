@@ -21,13 +21,19 @@ def pct(x: float | None, width: int = 5) -> str:
     return f"{'-':>{width}}" if x is None else f"{100 * x:{width}.1f}"
 
 
+def _metrics(run_dir: Path) -> dict | None:
+    path = Path(run_dir) / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _entry_of(metrics: dict | None, fold: int) -> dict | None:
+    found = [f for f in metrics["folds"] if f["fold"] == fold] if metrics else []
+    return found[0] if found else None
+
+
 def fold_entry(run_dir: Path, fold: int) -> dict | None:
     """The metrics.json entry of ``fold`` (None: the fold is not finished or there is no metrics.json)."""
-    path = Path(run_dir) / "metrics.json"
-    if not path.is_file():
-        return None
-    found = [f for f in json.loads(path.read_text())["folds"] if f["fold"] == fold]
-    return found[0] if found else None
+    return _entry_of(_metrics(run_dir), fold)
 
 
 def entry_scores(entry: dict, classes: list[str]) -> dict[str, float | None]:
@@ -45,11 +51,11 @@ def fold_scores(run_dir: Path, fold: int) -> dict[str, float | None]:
     Raises:
         FileNotFoundError: the run has no finished entry for ``fold``.
     """
-    entry = fold_entry(run_dir, fold)
+    metrics = _metrics(run_dir)
+    entry = _entry_of(metrics, fold)
     if entry is None:
         raise FileNotFoundError(f"{run_dir}: fold {fold} is not finished (not in metrics.json)")
-    classes = json.loads((Path(run_dir) / "metrics.json").read_text())["classes"]
-    return entry_scores(entry, classes)
+    return entry_scores(entry, metrics["classes"])
 
 
 def score_cells(scores: dict[str, float | None], *, raw: bool = True) -> str:
