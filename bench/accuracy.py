@@ -2,8 +2,8 @@
 
 Each variant is a set of :class:`clothcurate.training.config.TrainConfig` changes against the
 ``paper`` recipe (the default until this benchmark picked ``cosine+lovasz+tta``, then its peak
-learning rate 3e-3: the ``default`` variant is that recipe; ``default+X`` changes one option of it;
-see ``_variants``). Every variant x seed is one ``train-eval`` run of the same
+learning rate 3e-3, then repeat-factor sampling: the ``default`` variant is today's recipe;
+``default+X`` changes one option of it; see ``_variants``). Every variant x seed is one ``train-eval`` run of the same
 test fold, same size, same epochs; the table prints one line per variant (mean over seeds):
 P / R / F1 / mIoU of the opened and raw predictions, and the IoU of the rare classes that fail
 today (romper, scarf/tie, socks, hat, glasses), in percent, plus the training minutes.
@@ -85,7 +85,9 @@ def _variants(epochs: int) -> dict[str, dict[str, Any]]:
         "default+lr1e-3": {"recipe": "default", "lr": 1e-3},  # the default recipe before its lr became 3e-3
         "default+lr3e-3": {"recipe": "default", "lr": 3e-3},  # = default since then
         "default+lr4e-3": {"recipe": "default", "lr": 4e-3},
-        "default+rfs": {"recipe": "default", "sampling": "repeat-factor"},
+        "default+rfs": {"recipe": "default", "sampling": "repeat-factor"},  # = default since then
+        "default+uniform": {"recipe": "default", "sampling": "uniform"},  # the default before it took repeat-factor
+        "default+rfs+pseudo": {"recipe": "default", "sampling": "repeat-factor", "pseudo": PSEUDO},
         "unet": {"arch": "unet"},
         "linknet": {"arch": "linknet"},
         "pspnet": {"arch": "pspnet"},

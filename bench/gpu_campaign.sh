@@ -33,8 +33,8 @@ END=$((SECONDS + BUDGET))
 EXPORT=${EXPORT:-.gpu/export320}
 RECIPE=${RECIPE:-default}
 # the default recipe is the CPU benchmark's winner (docs/results.md: 64 and 160 px, 10 epochs, fold 0,
-# two seeds: cosine to a peak of Adam 3e-3 + CE+Lovász + flip TTA, 40 epochs); the 2026-11-24 GPU runs
-# are the paper-recipe baseline
+# two seeds: cosine to a peak of Adam 3e-3 + CE+Lovász + flip TTA + repeat-factor sampling, 40 epochs);
+# the 2026-11-24 GPU runs are the paper-recipe baseline
 EXTRA=${EXTRA-}
 OUT=${OUT:-out/gpu-out}
 mkdir -p "$OUT" out/campaign

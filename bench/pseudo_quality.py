@@ -1,11 +1,11 @@
 """How good are a teacher's pseudo-masks? Measured where the truth is known.
 
-The tag-only photos have no mask, so the rule of ``clothcurate pseudo-label`` (keep the argmax
-where the photo's tags allow it and its softmax passes the threshold, else ignore) is applied to
-the *test* images of fold k of the teacher's export (which fold k's model never saw), with the
-classes of their true masks as the tags (perfect image-level tags, as CCP's are meant to be).
-For each threshold it prints the share of pixels kept and the pixel accuracy and mIoU of the kept
-pixels against the true masks, with and without the tag rule.
+The tag-only photos have no mask, so the rule of ``clothcurate pseudo-label`` is applied to the
+*test* images of fold k of the teacher's export (which fold k's model never saw), with the classes
+of their true masks as the tags (perfect image-level tags, as CCP's are meant to be). For each
+threshold and tag rule (``none``: the argmax of all classes; ``drop`` and ``restrict``: the rules of
+:data:`clothcurate.folders.pseudo.TAG_RULES`) it prints the share of pixels kept, the pixel accuracy
+and mIoU of the kept pixels against the true masks, and the IoU of the rare classes.
 
 Usage::
 
@@ -21,6 +21,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from fold_scores import RARE  # noqa: E402  (bench/, the script's folder)
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     import numpy as np
     import torch
 
-    from clothcurate.folders.pseudo import ALWAYS_ALLOWED, IGNORE_INDEX
+    from clothcurate.folders.pseudo import ALWAYS_ALLOWED, IGNORE_INDEX, TAG_RULES
     from clothcurate.folders.run import RunFolder
     from clothcurate.inference.segmenter import Segmenter
     from clothcurate.training.data import decode_samples
@@ -50,7 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     always = [classes.index(c) for c in ALWAYS_ALLOWED]
     thresholds = [float(t) for t in args.thresholds.split(",")]
     k = len(classes)
-    stats = {(t, tags): [ConfusionMatrix(k), 0, 0] for t in thresholds for tags in (False, True)}
+    rules = ("none", *TAG_RULES)
+    stats = {(t, rule): [ConfusionMatrix(k), 0, 0] for t in thresholds for rule in rules}
     for start in range(0, len(cache), args.batch_size):
         images = cache.images[start:start + args.batch_size].permute(0, 3, 1, 2).contiguous()
         truth = cache.masks[start:start + args.batch_size].long()                       # (N, S, S)
@@ -59,22 +62,27 @@ def main(argv: list[str] | None = None) -> None:
         for n, m in enumerate(truth):
             present[n, m.unique()] = True
         present[:, always] = True
-        for (t, tags), acc in stats.items():
-            allowed = present if tags else torch.ones_like(present)
-            pseudo = filter_pseudo(probs, allowed, threshold=t).long()
+        for (t, rule), acc in stats.items():
+            if rule == "none":
+                pseudo = filter_pseudo(probs, torch.ones_like(present), threshold=t, rule="drop").long()
+            else:
+                pseudo = filter_pseudo(probs, present, threshold=t, rule=rule).long()
             kept = pseudo != IGNORE_INDEX
             acc[0].update(pseudo[kept].view(1, 1, -1), truth[kept].view(1, 1, -1))
             acc[1] += int(kept.sum())
             acc[2] += int(kept.numel())
     print(f"pseudo-mask quality: run {run.root}, fold {args.fold}, {len(cache)} test images at {size} px "
-          "(tags = the classes of the true mask; percent)")
-    print(f"{'threshold':>9} {'tag rule':>8} | {'kept':>5} {'acc':>5} {'mIoU':>5}")
-    for (t, tags), (cm, kept, total) in stats.items():
+          "(tags = the classes of the true mask; percent; IoU of the kept pixels)")
+    print(f"{'threshold':>9} {'tag rule':>8} | {'kept':>5} {'acc':>5} {'mIoU':>5} | "
+          + " ".join(f"{c[:9]:>9}" for c in RARE))
+    for (t, rule), (cm, kept, total) in stats.items():
         m = cm.compute()
         acc = float(np.trace(m) / max(m.sum(), 1))
-        miou = scores_from_confusion(m)["mean"]["iou"]
-        print(f"{t:>9.2f} {'yes' if tags else 'no':>8} | {100 * kept / total:5.1f} {100 * acc:5.1f} "
-              f"{100 * (miou or 0):5.1f}")
+        scores = scores_from_confusion(m)
+        per_class = dict(zip(classes, scores["per_class"]["iou"]))
+        rare = " ".join(f"{100 * (per_class[c] or 0):9.1f}" for c in RARE)
+        print(f"{t:>9.2f} {rule:>8} | {100 * kept / total:5.1f} {100 * acc:5.1f} "
+              f"{100 * (scores['mean']['iou'] or 0):5.1f} | {rare}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from typing import NoReturn
 import click
 
 from clothcurate.errors import BadInputError, ClothcurateError, StoppedWithOtherRank, exit_status
+from clothcurate.folders.pseudo import DEFAULT_TAG_RULE, TAG_RULES
 from clothcurate.process_setup import setup_command_process
 from clothcurate.training.config import (
     AUGMENTATIONS,
@@ -516,18 +517,21 @@ def train_eval(ctx, **options):
 @dataset_option
 @click.option("--threshold", default=None, type=float,
               help="Softmax a pixel's class needs to be kept (else: ignored in training).  [default: 0.8]")
+@click.option("--tag-rule", type=click.Choice(list(TAG_RULES)), default=DEFAULT_TAG_RULE, show_default=True,
+              help="How the photo's tags pick a pixel's class: "
+                   + "; ".join(f"{name}: {what}" for name, what in TAG_RULES.items()) + ".")
 @click.option("--detector", cls=_DetectorOption, default=_default_detector,
               show_default="the registry's default, which runs offline")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--batch-size", default=16, show_default=True, help="Crops per forward pass.")
 @_handle_errors
-def pseudo_label(run_dir, dataset, threshold, detector, device, batch_size):
+def pseudo_label(run_dir, dataset, threshold, tag_rule, detector, device, batch_size):
     """Pseudo-masks of the tag-only photos (CCP ids 1005-1998) from a run's own fold models.
 
     Each photo's person is detected and cropped as the export crops; fold k's model predicts it,
-    and a pixel keeps its class only where the photo's image-level tags (or background and
-    skin: always allowed) allow it and its softmax passes --threshold; other pixels are ignored
-    in training. Writes RUN_DIR/pseudo/ (masks of every fold) and the dataset field
+    and a pixel gets a class the photo's image-level tags (or background and skin: always
+    allowed) allow, as --tag-rule says, kept where its softmax passes --threshold; other pixels
+    are ignored in training. Writes RUN_DIR/pseudo/ (masks of every fold) and the dataset field
     pseudo_<arch> (the lowest fold's masks, for browsing). Re-running keeps what is up to date.
 
     \b
@@ -537,7 +541,7 @@ def pseudo_label(run_dir, dataset, threshold, detector, device, batch_size):
     from clothcurate.training.pseudo_label import DEFAULT_THRESHOLD
     from clothcurate.training.pseudo_label import pseudo_label as run_pseudo_label
 
-    report = run_pseudo_label(run_dir=run_dir, dataset=dataset, device=device, detector=detector,
+    report = run_pseudo_label(run_dir=run_dir, dataset=dataset, device=device, detector=detector, tag_rule=tag_rule,
                               threshold=DEFAULT_THRESHOLD if threshold is None else threshold, batch_size=batch_size)
     click.echo(report.summary())
 

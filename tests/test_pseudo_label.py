@@ -106,17 +106,22 @@ def test_fold_k_masks_come_from_fold_k_model(labelled, tagged):
     assert (stored[0] != stored[1]).any()  # two teachers, two sets of masks
 
 
-def test_filter_pseudo_rule():
-    """The rule on hand-made probabilities: allowed and confident -> class, else ignore."""
+@pytest.mark.parametrize("rule, expected", [
+    ("restrict", [0, 0, 2, 2, IGNORE_INDEX]),
+    ("drop", [0, IGNORE_INDEX, IGNORE_INDEX, 2, IGNORE_INDEX]),
+])
+def test_filter_pseudo_rule(rule, expected):
+    """The rules on hand-made probabilities, classes 0 and 2 allowed, threshold 0.8."""
     from clothcurate.training.pseudo_label import filter_pseudo
 
-    probs = torch.zeros(1, 3, 1, 4)
-    probs[0, :, 0, 0] = torch.tensor([0.9, 0.05, 0.05])   # background, confident -> 0
-    probs[0, :, 0, 1] = torch.tensor([0.1, 0.85, 0.05])   # class 1 confident but not allowed -> ignore
-    probs[0, :, 0, 2] = torch.tensor([0.1, 0.2, 0.7])     # class 2 allowed but below 0.8 -> ignore
-    probs[0, :, 0, 3] = torch.tensor([0.0, 0.1, 0.9])     # class 2 allowed and confident -> 2
-    out = filter_pseudo(probs, torch.tensor([[True, False, True]]), threshold=0.8)
-    assert out.tolist() == [[[0, IGNORE_INDEX, IGNORE_INDEX, 2]]]
+    probs = torch.zeros(1, 3, 1, 5)
+    probs[0, :, 0, 0] = torch.tensor([0.9, 0.05, 0.05])   # background, confident: 0 either way
+    probs[0, :, 0, 1] = torch.tensor([0.1, 0.88, 0.02])   # argmax not allowed; of the allowed, 0 at 0.83
+    probs[0, :, 0, 2] = torch.tensor([0.1, 0.2, 0.7])     # 2 allowed, 0.7 < 0.8; of the allowed, 0.875
+    probs[0, :, 0, 3] = torch.tensor([0.0, 0.1, 0.9])     # 2 allowed and confident: 2 either way
+    probs[0, :, 0, 4] = torch.tensor([0.3, 0.4, 0.3])     # of the allowed, 0.5: ignored either way
+    out = filter_pseudo(probs, torch.tensor([[True, False, True]]), threshold=0.8, rule=rule)
+    assert out.tolist() == [[expected]]
 
 
 def test_dataset_field_holds_the_masks_in_the_photo_frame(labelled, tagged):
@@ -162,8 +167,25 @@ def test_rerun_is_idempotent_and_a_new_threshold_remakes_the_masks(labelled, tag
     n = len(PseudoFolder(run).usable())
     assert stricter.cropped == 0 and stricter.folds == {0: n, 1: n}
     assert stricter.kept_share[0] <= share
+    # another tag rule remakes the masks too; "drop" keeps a subset of "restrict"'s pixels, same classes
+    restrict = _masks(run)
+    dropped = pseudo_label(run_dir=run, dataset=tagged, threshold=0.95, tag_rule="drop", device="cpu",
+                           progress=False)
+    assert dropped.cropped == 0 and dropped.folds == {0: n, 1: n}
+    assert PseudoFolder(run).manifest()["settings"]["tag_rule"] == "drop"
+    drop = _masks(run)
+    kept = drop != IGNORE_INDEX
+    assert kept.any() and (restrict[kept] == drop[kept]).all()
+    assert (restrict != IGNORE_INDEX).sum() >= kept.sum()
     # back to the threshold the other tests read
     pseudo_label(run_dir=run, dataset=tagged, threshold=THRESHOLD, device="cpu", progress=False)
+
+
+def _masks(run: Path) -> np.ndarray:
+    """(F, N, H, W) uint8: every fold's pseudo-masks of the usable photos, in key order."""
+    pf = PseudoFolder(run)
+    return np.stack([np.stack([cv2.imread(str(pf.mask_path(k, s.key)), cv2.IMREAD_UNCHANGED) for s in pf.usable()])
+                     for k in pf.finished_folds()])
 
 
 @pytest.mark.parametrize("name", LOSSES)

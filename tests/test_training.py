@@ -350,7 +350,7 @@ def test_cli_levers_cosine_weighted_ce_tta_on_linknet(export_dir, tmp_path):
     assert options["patience"] == 10 and config["recipe"]["name"] == "default"   # the recipe's, not given
     assert {"epochs", "warmup_epochs", "tta"} <= set(config["binds"])
     peak = RECIPES["default"]["lr"]                                           # the recipe's, not given
-    assert options["lr"] == peak
+    assert options["lr"] == peak and options["sampling"] == RECIPES["default"]["sampling"] == "repeat-factor"
     history = _read_csv(out / "folds" / "0" / "history.csv")
     assert [float(r["lr"]) for r in history] == pytest.approx([peak / 100, peak])  # warm-up start, then peak
     scores = json.loads((out / "folds" / "0" / "scores.json").read_text())
@@ -370,7 +370,8 @@ def test_cli_paper_recipe_takes_the_papers_values_not_the_defaults_shown(export_
     options = json.loads((out / "config.json").read_text())["options"]
     paper = RECIPES["paper"]
     assert RECIPES["default"]["lr"] != paper["lr"]        # else this test shows nothing
-    assert {k: options[k] for k in ("lr", "loss", "schedule", "tta")} == {k: paper[k] for k in ("lr", "loss", "schedule", "tta")}
+    keys = ("lr", "loss", "schedule", "tta", "sampling")
+    assert {k: options[k] for k in keys} == {k: paper[k] for k in keys}
     history = _read_csv(out / "folds" / "0" / "history.csv")
     assert float(history[0]["lr"]) == pytest.approx(paper["lr"])
 

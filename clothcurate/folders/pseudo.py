@@ -11,10 +11,10 @@ layout. Imports neither torch nor FiftyOne (a GPU machine trains without FiftyOn
 
 H x W is the teacher's export ``size`` (the model input size for an export of whole photos). A mask
 of fold k comes from fold k's own model (``folds/<k>/best.pt``): the student of fold k trains on
-it, and that teacher never saw fold k's test images. A pixel keeps its class only when the class
-is allowed for the photo (named by its image-level tags, or in :data:`ALWAYS_ALLOWED`) and the
-teacher's softmax for it is at least the threshold; other pixels hold :data:`IGNORE_INDEX`,
-which every training loss skips.
+it, and that teacher never saw fold k's test images. A pixel holds a class allowed for the photo
+(named by its image-level tags, or in :data:`ALWAYS_ALLOWED`), picked as the manifest's
+``tag_rule`` says (:data:`TAG_RULES`), when the teacher's softmax for it is at least the
+threshold; other pixels hold :data:`IGNORE_INDEX`, which every training loss skips.
 
 Example::
 
@@ -36,7 +36,7 @@ from clothcurate.atomic import write_json
 from clothcurate.errors import BadInputError
 from clothcurate.folders.export import ExportFolder
 
-__all__ = ["IGNORE_INDEX", "ALWAYS_ALLOWED", "PSEUDO_VERSION", "PseudoSample", "PseudoFolder", "folds_digest"]
+__all__ = ["IGNORE_INDEX", "ALWAYS_ALLOWED", "TAG_RULES", "DEFAULT_TAG_RULE", "PSEUDO_VERSION", "PseudoSample", "PseudoFolder", "folds_digest"]
 
 #: mask value of a pixel without a pseudo-label (skipped by every training loss)
 IGNORE_INDEX = 255
@@ -47,6 +47,15 @@ IGNORE_INDEX = 255
 #: tagged hat (hidden hair, as in 44 of the 1,004 pixel-annotated masks, which hold no hair), so
 #: there a "hair" prediction is more likely a mistaken hat than a forgotten tag
 ALWAYS_ALLOWED = ("background", "skin")
+#: how a photo's image-level tags turn a teacher's softmax into a pseudo-mask
+#: (:func:`clothcurate.training.pseudo_label.filter_pseudo`; recorded as the manifest's ``tag_rule``)
+TAG_RULES = {
+    "restrict": "the most probable of the classes the tags allow (softmax renormalised over them)",
+    "drop": "the argmax, ignored where the tags do not allow it",
+}
+#: ``restrict``: a romper photo's torso, which a teacher calls shirt, becomes romper rather than
+#: ignored, so the rare classes a teacher confuses get pixels (docs/results.md, "Self-training")
+DEFAULT_TAG_RULE = "restrict"
 PSEUDO_VERSION = 1
 _HINT = "run `clothcurate pseudo-label --run RUN_DIR --dataset NAME` first"
 

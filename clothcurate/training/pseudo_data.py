@@ -78,8 +78,9 @@ class PseudoSet:
     def describe(self) -> dict[str, Any]:
         """What the student trains with (for ``scores.json``)."""
         doc = self.folder.manifest()
-        return {"run": str(self.folder.run_dir), "samples": len(self), "threshold": doc["settings"]["threshold"],
-                "detector": doc["settings"]["detector"]}
+        settings = doc["settings"]  # a manifest without tag_rule was made by the "drop" rule
+        return {"run": str(self.folder.run_dir), "samples": len(self), "threshold": settings["threshold"],
+                "tag_rule": settings.get("tag_rule", "drop"), "detector": settings["detector"]}
 
     def extend(self, cache: DecodedCache, *, threads: int | None = None) -> DecodedCache:
         """A cache of the export's samples followed by the M crops (their masks empty until

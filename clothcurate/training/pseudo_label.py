@@ -9,9 +9,11 @@ no mask, only the Table I classes their image-level tags name (``image_tags``). 
    5 % margin, grown to the export crops' aspect ratio), resized to the export's size H x W;
 2. for every fold k with a ``folds/<k>/best.pt``, fold k's model predicts the crop
    (:class:`~clothcurate.inference.segmenter.Segmenter`, raw softmax, no post-processing) and
-   :func:`filter_pseudo` keeps a pixel's class only when the photo allows it (its tags, plus
-   :data:`~clothcurate.folders.pseudo.ALWAYS_ALLOWED`) and its probability is at least the
-   threshold; every other pixel gets :data:`~clothcurate.folders.pseudo.IGNORE_INDEX`.
+   :func:`filter_pseudo` gives a pixel a class the photo allows (its tags, plus
+   :data:`~clothcurate.folders.pseudo.ALWAYS_ALLOWED`) as the tag rule says (:data:`TAG_RULES`:
+   the most probable allowed class, or the argmax only where it is allowed) and keeps it when its
+   probability is at least the threshold; every other pixel gets
+   :data:`~clothcurate.folders.pseudo.IGNORE_INDEX`.
    Fold k's student (``train-eval --pseudo``) trains on fold k's masks only: tag-only photos are in
    no test fold, and fold k's teacher never saw fold k's test images, so nothing leaks into a test.
 
@@ -52,10 +54,12 @@ from clothcurate.detection.registry import PersonBox
 from clothcurate.errors import BadInputError
 from clothcurate.folders.pseudo import (
     ALWAYS_ALLOWED,
+    DEFAULT_TAG_RULE,
     IGNORE_INDEX,
     PSEUDO_VERSION,
     PseudoFolder,
     PseudoSample,
+    TAG_RULES,
     folds_digest,
 )
 from clothcurate.folders.run import RunFolder
@@ -149,20 +153,34 @@ def allowed_classes(tags: Sequence[str], classes: Sequence[str]) -> np.ndarray:
     return np.array([c in names for c in classes], dtype=bool)
 
 
-def filter_pseudo(probs: torch.Tensor, allowed: torch.Tensor, *, threshold: float) -> torch.Tensor:
-    """Pseudo-masks from softmax maps: the argmax where it is allowed and confident, else ignore.
+def filter_pseudo(probs: torch.Tensor, allowed: torch.Tensor, *, threshold: float,
+                  rule: str = DEFAULT_TAG_RULE) -> torch.Tensor:
+    """Pseudo-masks from softmax maps: an allowed, confident class per pixel, else ignore.
 
     Args:
         probs: (N, K, H, W) float softmax.
-        allowed: (N, K) bool, the classes each image may hold (:func:`allowed_classes`).
-        threshold: the probability the argmax class needs.
+        allowed: (N, K) bool, the classes each image may hold (:func:`allowed_classes`); each
+            image allows at least one.
+        threshold: the probability the chosen class needs.
+        rule: a key of :data:`TAG_RULES`. ``restrict``: the argmax of the softmax renormalised
+            over the allowed classes, with that renormalised probability; ``drop``: the argmax of
+            all K classes, ignored where it is not allowed.
 
     Returns:
-        (N, H, W) uint8: the argmax class, or :data:`IGNORE_INDEX` where it is not allowed for
+        (N, H, W) uint8: the chosen class, or :data:`IGNORE_INDEX` where it is not allowed for
         that image or its probability is below ``threshold``.
+
+    Raises:
+        ValueError: an unknown ``rule``.
     """
+    if rule not in TAG_RULES:
+        raise ValueError(f"tag rule {rule!r}: choose one of {', '.join(TAG_RULES)}")
+    allowed = allowed.to(probs.device)
+    if rule == "restrict":
+        probs = probs * allowed[:, :, None, None]                                # (N, K, H, W)
+        probs = probs / probs.sum(1, keepdim=True).clamp_min(torch.finfo(probs.dtype).tiny)
     conf, label = probs.max(1)                                               # (N, H, W) x2
-    ok = allowed.to(probs.device).gather(1, label.flatten(1)).view_as(label)  # (N, H, W) bool
+    ok = allowed.gather(1, label.flatten(1)).view_as(label)                  # (N, H, W) bool
     keep = ok & (conf >= threshold)
     return torch.where(keep, label, torch.full_like(label, IGNORE_INDEX)).to(torch.uint8)
 
@@ -194,9 +212,9 @@ def _tag_only_samples(dataset: str) -> tuple[object, list[tuple[str, str, tuple[
     return ds, sorted(rows)
 
 
-def _settings(*, detector: str, size: Size, threshold: float) -> dict:
+def _settings(*, detector: str, size: Size, threshold: float, tag_rule: str) -> dict:
     return {"detector": detector, "person": PERSON_RULE, "size": size_to_json(size), "threshold": threshold,
-            "always_allowed": list(ALWAYS_ALLOWED), "ignore_index": IGNORE_INDEX}
+            "tag_rule": tag_rule, "always_allowed": list(ALWAYS_ALLOWED), "ignore_index": IGNORE_INDEX}
 
 
 def _crop_all(rows, *, pf: PseudoFolder, old: dict[str, PseudoSample], detector: str, size: Size,
@@ -245,7 +263,8 @@ def _crop_all(rows, *, pf: PseudoFolder, old: dict[str, PseudoSample], detector:
 
 
 def _label_fold(k: int, samples: list[PseudoSample], *, pf: PseudoFolder, segmenter, classes: list[str],
-                size: Size, threshold: float, batch_size: int, progress: bool) -> tuple[int, float]:
+                size: Size, threshold: float, tag_rule: str, batch_size: int,
+                progress: bool) -> tuple[int, float]:
     """Write fold k's missing pseudo-masks; returns (written now, mean labelled share of all)."""
     todo = [s for s in samples if not pf.mask_path(k, s.key).is_file()]
     pf.masks_dir(k).mkdir(parents=True, exist_ok=True)
@@ -261,7 +280,7 @@ def _label_fold(k: int, samples: list[PseudoSample], *, pf: PseudoFolder, segmen
         if tuple(probs.shape[-2:]) != tuple(size):
             probs = F.interpolate(probs, size=tuple(size), mode="bilinear", align_corners=False)
         allowed = torch.from_numpy(np.stack([allowed_classes(s.tags, classes) for s in chunk]))
-        masks = filter_pseudo(probs, allowed, threshold=threshold).cpu().numpy()
+        masks = filter_pseudo(probs, allowed, threshold=threshold, rule=tag_rule).cpu().numpy()
         for s, mask in zip(chunk, masks):
             write_mask_png(pf.mask_path(k, s.key), mask)
     shares = []
@@ -299,7 +318,8 @@ def _write_field(ds, samples: list[PseudoSample], *, pf: PseudoFolder, fold: int
 
 
 def pseudo_label(*, run_dir: str | Path, dataset: str, threshold: float = DEFAULT_THRESHOLD,
-                 detector: str = DEFAULT_DETECTOR, device: str = "auto", batch_size: int = 16,
+                 tag_rule: str = DEFAULT_TAG_RULE, detector: str = DEFAULT_DETECTOR, device: str = "auto",
+                 batch_size: int = 16,
                  progress: bool = True) -> PseudoReport:
     """Pseudo-label a dataset's tag-only photos with a run's fold models (module docstring).
 
@@ -307,6 +327,7 @@ def pseudo_label(*, run_dir: str | Path, dataset: str, threshold: float = DEFAUL
         run_dir: the teacher's train-eval run folder (``folds/<k>/best.pt``); gets ``pseudo/``.
         dataset: the FiftyOne dataset holding the tag-only samples (``annotation == "image"``).
         threshold: the softmax a pixel's class needs, in (0, 1].
+        tag_rule: a key of :data:`TAG_RULES`.
         detector: a key of :data:`clothcurate.detection.DETECTORS`.
         device: ``auto``, ``cpu`` or ``cuda``.
         batch_size: crops per forward pass.
@@ -316,7 +337,7 @@ def pseudo_label(*, run_dir: str | Path, dataset: str, threshold: float = DEFAUL
         The report.
 
     Raises:
-        BadInputError: not a run folder or no checkpoint, a bad threshold, detector or device, a
+        BadInputError: not a run folder or no checkpoint, a bad threshold, tag rule, detector or device, a
             dataset that is missing or has no tag-only sample.
     """
     from clothcurate.inference.segmenter import Segmenter
@@ -324,6 +345,8 @@ def pseudo_label(*, run_dir: str | Path, dataset: str, threshold: float = DEFAUL
     t0 = time.perf_counter()
     if not 0 < threshold <= 1:
         raise BadInputError(f"--threshold {threshold}: must be in (0, 1] (a softmax probability)")
+    if tag_rule not in TAG_RULES:
+        raise BadInputError(f"--tag-rule {tag_rule!r}: unknown; choose one of {', '.join(TAG_RULES)}")
     if batch_size < 1:
         raise BadInputError(f"--batch-size {batch_size}: must be at least 1")
     if detector not in DETECTORS:
@@ -346,13 +369,14 @@ def pseudo_label(*, run_dir: str | Path, dataset: str, threshold: float = DEFAUL
     report = PseudoReport(run_dir=run.root.resolve(), dataset=dataset, field=field_name, samples=len(rows))
 
     pf = PseudoFolder(run.root)
-    settings = _settings(detector=detector, size=size, threshold=float(threshold))
+    settings = _settings(detector=detector, size=size, threshold=float(threshold), tag_rule=tag_rule)
     doc = pf.manifest()
     same = doc.get("settings", {})
     if doc and any(same.get(k) != settings[k] for k in ("detector", "person", "size")):
         shutil.rmtree(pf.root)  # other crops: nothing is reusable
         doc = {}
-    masks_valid = bool(doc) and all(same.get(k) == settings[k] for k in ("threshold", "always_allowed", "ignore_index"))
+    masks_valid = bool(doc) and all(same.get(k) == settings[k] for k in ("threshold", "tag_rule", "always_allowed",
+                                                                 "ignore_index"))
     old = {s.key: s for s in pf.samples()} if doc else {}
     fold_docs = dict(doc.get("folds", {})) if masks_valid else {}
     if doc and not masks_valid and (pf.root / "masks").exists():
@@ -381,7 +405,8 @@ def pseudo_label(*, run_dir: str | Path, dataset: str, threshold: float = DEFAUL
         if entry.get("checkpoint_sha256") != sha and pf.masks_dir(k).exists():
             shutil.rmtree(pf.masks_dir(k))  # another teacher: every mask of the fold is stale
         written, share = _label_fold(k, usable, pf=pf, segmenter=seg, classes=classes, size=size,
-                                     threshold=float(threshold), batch_size=batch_size, progress=progress)
+                                     threshold=float(threshold), tag_rule=tag_rule, batch_size=batch_size,
+                                     progress=progress)
         report.folds[k], report.kept_share[k] = written, share
         fold_docs[str(k)] = {"checkpoint_sha256": sha, "masks": len(usable), "labelled_share": round(share, 4),
                              "finished": utc_now() if written or not entry.get("finished") else entry["finished"]}
