@@ -36,7 +36,8 @@ from clothcurate.atomic import write_json
 from clothcurate.errors import BadInputError
 from clothcurate.folders.export import ExportFolder
 
-__all__ = ["IGNORE_INDEX", "ALWAYS_ALLOWED", "TAG_RULES", "DEFAULT_TAG_RULE", "PSEUDO_VERSION", "PseudoSample", "PseudoFolder", "folds_digest"]
+__all__ = ["IGNORE_INDEX", "ALWAYS_ALLOWED", "TAG_RULES", "DEFAULT_TAG_RULE", "PSEUDO_VERSION", "PseudoSample",
+           "PseudoFolder", "folds_digest"]
 
 #: mask value of a pixel without a pseudo-label (skipped by every training loss)
 IGNORE_INDEX = 255

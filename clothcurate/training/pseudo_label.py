@@ -319,8 +319,7 @@ def _write_field(ds, samples: list[PseudoSample], *, pf: PseudoFolder, fold: int
 
 def pseudo_label(*, run_dir: str | Path, dataset: str, threshold: float = DEFAULT_THRESHOLD,
                  tag_rule: str = DEFAULT_TAG_RULE, detector: str = DEFAULT_DETECTOR, device: str = "auto",
-                 batch_size: int = 16,
-                 progress: bool = True) -> PseudoReport:
+                 batch_size: int = 16, progress: bool = True) -> PseudoReport:
     """Pseudo-label a dataset's tag-only photos with a run's fold models (module docstring).
 
     Args:
@@ -337,8 +336,8 @@ def pseudo_label(*, run_dir: str | Path, dataset: str, threshold: float = DEFAUL
         The report.
 
     Raises:
-        BadInputError: not a run folder or no checkpoint, a bad threshold, tag rule, detector or device, a
-            dataset that is missing or has no tag-only sample.
+        BadInputError: not a run folder or no checkpoint, a bad threshold, tag rule, detector or
+            device, a dataset that is missing or has no tag-only sample.
     """
     from clothcurate.inference.segmenter import Segmenter
 
@@ -375,8 +374,8 @@ def pseudo_label(*, run_dir: str | Path, dataset: str, threshold: float = DEFAUL
     if doc and any(same.get(k) != settings[k] for k in ("detector", "person", "size")):
         shutil.rmtree(pf.root)  # other crops: nothing is reusable
         doc = {}
-    masks_valid = bool(doc) and all(same.get(k) == settings[k] for k in ("threshold", "tag_rule", "always_allowed",
-                                                                 "ignore_index"))
+    mask_settings = ("threshold", "tag_rule", "always_allowed", "ignore_index")
+    masks_valid = bool(doc) and all(same.get(k) == settings[k] for k in mask_settings)
     old = {s.key: s for s in pf.samples()} if doc else {}
     fold_docs = dict(doc.get("folds", {})) if masks_valid else {}
     if doc and not masks_valid and (pf.root / "masks").exists():
