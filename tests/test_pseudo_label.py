@@ -3,7 +3,6 @@ photos (ids >= 1005), then ``train-eval --pseudo`` (issue 13 section 3)."""
 
 from __future__ import annotations
 
-import csv
 import json
 import shutil
 from pathlib import Path
