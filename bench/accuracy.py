@@ -4,9 +4,10 @@ Each variant is a set of :class:`clothcurate.training.config.TrainConfig` change
 ``paper`` recipe (the default until this benchmark picked ``cosine+lovasz+tta``, then its peak
 learning rate 3e-3, then repeat-factor sampling: the ``default`` variant is today's recipe;
 ``default+X`` changes one option of it; see ``_variants``). Every variant x seed is one
-``train-eval`` run of the same test fold, same size, same epochs; the table prints one line per variant (mean over seeds):
-P / R / F1 / mIoU of the opened and raw predictions, and the IoU of the rare classes that fail
-today (romper, scarf/tie, socks, hat, glasses), in percent, plus the training minutes.
+``train-eval`` run of the same test fold, same size, same epochs; the table prints one line per
+variant (mean over seeds): P / R / F1 / mIoU of the opened and raw predictions, and the IoU of
+the rare classes that fail today (romper, scarf/tie, socks, hat, glasses), in percent, plus the
+training minutes.
 
 Usage::
 
