@@ -79,6 +79,7 @@ def _variants(epochs: int) -> dict[str, dict[str, Any]]:
         "default+ce": {"recipe": "default", "loss": "ce"},
         "default+dice": {"recipe": "default", "loss": "ce+dice"},
         "default+wce": {"recipe": "default", "loss": "wce"},
+        "default+wce+lovasz": {"recipe": "default", "loss": "wce+lovasz"},
         "default+val_miou": {"recipe": "default", "monitor": "val_miou"},
         "default+bs4": {"recipe": "default", "batch_size": 4},
         "default+lr2e-3": {"recipe": "default", "lr": 2e-3},

@@ -443,7 +443,9 @@ _RECIPE_DEFAULTS = RECIPES["default"]
 @click.option("--batch-size", default=8, show_default=True)
 @click.option("--lr", default=_RECIPE_DEFAULTS["lr"], show_default=True, help="Adam's (peak) learning rate.")
 @click.option("--loss", type=click.Choice(LOSSES), default=_RECIPE_DEFAULTS["loss"],
-              show_default=True, help="wce: cross-entropy weighted by the training pixels' class shares^-0.5.")
+              show_default=True,
+              help="wce: cross-entropy weighted by the training pixels' class shares^-0.5; wce+lovasz: "
+                   "that plus Lovász.")
 @click.option("--monitor", type=click.Choice(MONITORS), default=_RECIPE_DEFAULTS["monitor"], show_default=True,
               help="What early stopping and the kept checkpoint follow (the LR plateau follows the loss).")
 @click.option("--schedule", type=click.Choice(SCHEDULES), default=_RECIPE_DEFAULTS["schedule"], show_default=True,

@@ -99,4 +99,9 @@ def test_class_weights_favour_rare_classes_and_keep_the_loss_scale():
     assert build_loss("wce", weights=w)(logits, target) != build_loss("ce")(logits, target)
     with pytest.raises(BadInputError, match="wce"):
         build_loss("wce")
+    with pytest.raises(BadInputError, match="wce\\+lovasz"):
+        build_loss("wce+lovasz")
+    lovasz_part = build_loss("ce+lovasz")(logits, target) - build_loss("ce")(logits, target)
+    assert build_loss("wce+lovasz", weights=w)(logits, target) == pytest.approx(
+        float(build_loss("wce", weights=w)(logits, target) + lovasz_part), rel=1e-5)
     assert torch.isfinite(build_loss("ce+lovasz")(logits, target))

@@ -336,17 +336,17 @@ def test_torchrun_two_process_gloo_run(export_dir, tmp_path):
 
 def test_cli_levers_cosine_weighted_ce_tta_on_linknet(export_dir, tmp_path):
     """The recipe levers end to end through the CLI: warm-up + cosine for exactly --epochs (which
-    then binds the run folder), class-weighted CE, flip TTA; config.json records them."""
+    then binds the run folder), class-weighted CE + Lovász, flip TTA; config.json records them."""
     out = tmp_path / "run"
     args = ["train-eval", "--arch", "linknet", "--data", str(export_dir), "--folds", "0", "--image-size", str(SIZE),
             "--batch-size", "4", "--workers", "0", "--device", "cpu", "--out", str(out), "--dataset", "",
-            "--schedule", "cosine", "--warmup-epochs", "1", "--loss", "wce", "--tta"]
+            "--schedule", "cosine", "--warmup-epochs", "1", "--loss", "wce+lovasz", "--tta"]
     done = CliRunner().invoke(cli, [*args, "--epochs", "2"])
     assert done.exit_code == 0, done.output
     config = json.loads((out / "config.json").read_text())
     options = config["options"]
     assert (options["arch"], options["schedule"], options["loss"], options["tta"], options["epochs"]) == (
-        "linknet", "cosine", "wce", True, 2)
+        "linknet", "cosine", "wce+lovasz", True, 2)
     assert options["patience"] == 10 and config["recipe"]["name"] == "default"   # the recipe's, not given
     assert {"epochs", "warmup_epochs", "tta"} <= set(config["binds"])
     peak = RECIPES["default"]["lr"]                                           # the recipe's, not given

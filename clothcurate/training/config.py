@@ -30,11 +30,13 @@ from typing import Any
 
 from clothcurate.errors import BadInputError
 
-__all__ = ["TrainConfig", "RECIPES", "LOSSES", "MONITORS", "SCHEDULES", "AUGMENTATIONS", "SAMPLINGS",
+__all__ = ["TrainConfig", "RECIPES", "LOSSES", "WEIGHTED_LOSSES", "MONITORS", "SCHEDULES", "AUGMENTATIONS", "SAMPLINGS",
            "REPEAT_CLASSES", "LEGACY_VALUES", "MAX_TTA_SCALES", "check_tta_scales", "parse_tta_scales"]
 
 #: training losses (:func:`clothcurate.training.loop.build_loss`); ``wce`` is class-weighted CE
-LOSSES = ("ce", "dice", "focal", "ce+dice", "ce+lovasz", "wce")
+LOSSES = ("ce", "dice", "focal", "ce+dice", "ce+lovasz", "wce", "wce+lovasz")
+#: the losses whose cross-entropy is weighted by the training masks' class shares
+WEIGHTED_LOSSES = ("wce", "wce+lovasz")
 #: what early stopping and the kept checkpoint follow (the LR plateau always follows the loss)
 MONITORS = ("val_loss", "val_miou")
 #: ``plateau``: ReduceLROnPlateau x0.1 + early stop; ``cosine``: fixed epochs, linear warm-up then

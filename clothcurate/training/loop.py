@@ -78,7 +78,7 @@ from clothcurate.training.callbacks import (
     WeightAveraging,
     resume,
 )
-from clothcurate.training.config import LOSSES, MONITORS, SCHEDULES, TrainConfig
+from clothcurate.training.config import LOSSES, MONITORS, SCHEDULES, WEIGHTED_LOSSES, TrainConfig
 from clothcurate.training.models import InputNormalizer
 
 __all__ = ["LOSSES", "MONITORS", "SCHEDULES", "HISTORY_COLUMNS", "build_loss", "class_weights", "make_loader", "make_scaler", "to_device", "evaluate", "TrainStep",
@@ -126,9 +126,9 @@ def build_loss(name: str, *, weights: torch.Tensor | None = None) -> nn.Module:
 
     Args:
         name: ``ce`` (cross-entropy, the default), ``dice``, ``focal`` (smp, multiclass),
-            ``ce+dice`` or ``ce+lovasz`` (their sums; Lovasz-softmax, smp) or ``wce``
-            (class-weighted cross-entropy, weights from :func:`class_weights`).
-        weights: (K,) class weights, required by ``wce``.
+            ``ce+dice`` or ``ce+lovasz`` (their sums; Lovasz-softmax, smp), ``wce``
+            (class-weighted cross-entropy, weights from :func:`class_weights`) or ``wce+lovasz``.
+        weights: (K,) class weights, required by the losses in :data:`WEIGHTED_LOSSES`.
 
     Returns:
         A module ``loss(logits (N, K, H, W) float, target (N, H, W) int64) -> scalar``; target
@@ -136,7 +136,7 @@ def build_loss(name: str, *, weights: torch.Tensor | None = None) -> nn.Module:
         none of them.
 
     Raises:
-        BadInputError: an unknown name, or ``wce`` without weights.
+        BadInputError: an unknown name, or a weighted loss without weights.
     """
     multiclass, ign = smp.losses.MULTICLASS_MODE, IGNORE_INDEX  # pseudo-masks' unlabelled pixels
     makers: dict[str, Callable[[], nn.Module]] = {
@@ -148,11 +148,13 @@ def build_loss(name: str, *, weights: torch.Tensor | None = None) -> nn.Module:
         "ce+lovasz": lambda: _SumLoss(nn.CrossEntropyLoss(ignore_index=ign),
                                       smp.losses.LovaszLoss(multiclass, ignore_index=ign)),
         "wce": lambda: nn.CrossEntropyLoss(weight=weights, ignore_index=ign),
+        "wce+lovasz": lambda: _SumLoss(nn.CrossEntropyLoss(weight=weights, ignore_index=ign),
+                                       smp.losses.LovaszLoss(multiclass, ignore_index=ign)),
     }
     if name not in makers:
         raise BadInputError(f"--loss {name!r}: unknown loss; use one of {', '.join(LOSSES)}")
-    if name == "wce" and weights is None:
-        raise BadInputError("--loss wce needs class weights (computed from the training masks by train-eval)")
+    if name in WEIGHTED_LOSSES and weights is None:
+        raise BadInputError(f"--loss {name} needs class weights (computed from the training masks by train-eval)")
     return makers[name]()
 
 

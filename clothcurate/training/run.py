@@ -47,7 +47,7 @@ from clothcurate.atomic import write_bytes, write_json
 from clothcurate.errors import BadInputError, ClothcurateError
 from clothcurate.folders.run import RunFolder
 from clothcurate.training.augment import build_transform
-from clothcurate.training.config import LEGACY_VALUES, RECIPES, TrainConfig
+from clothcurate.training.config import LEGACY_VALUES, RECIPES, WEIGHTED_LOSSES, TrainConfig
 from clothcurate.training.data import (
     ExportFolder,
     SegmentationDataset,
@@ -303,7 +303,7 @@ def _run_fold(k: int, *, export: ExportFolder, cache, cfg: TrainConfig, run_dir:
     weights = None if str(cfg.encoder_weights).lower() == "none" else cfg.encoder_weights
     model = create_model(cfg.arch, encoder=cfg.encoder, encoder_weights=weights, num_classes=num_classes)
     spec = ModelSpec.of(arch=cfg.arch, encoder=cfg.encoder, classes=export.classes, input_size=size)
-    loss_weights = class_weights(cache.masks[fit_pos], num_classes) if cfg.loss == "wce" else None
+    loss_weights = class_weights(cache.masks[fit_pos], num_classes) if cfg.loss in WEIGHTED_LOSSES else None
     train_set = dataset(fit_pos, train=True)
     fit = fit_fold(model, cfg.replace(workers=workers), train_set=train_set,
                    val_set=dataset(ctx.shard([train_pos[i] for i in val_idx]), train=False),
