@@ -30,8 +30,8 @@ from typing import Any
 
 from clothcurate.errors import BadInputError
 
-__all__ = ["TrainConfig", "RECIPES", "LOSSES", "WEIGHTED_LOSSES", "MONITORS", "SCHEDULES", "AUGMENTATIONS", "SAMPLINGS",
-           "REPEAT_CLASSES", "LEGACY_VALUES", "MAX_TTA_SCALES", "check_tta_scales", "parse_tta_scales"]
+__all__ = ["TrainConfig", "RECIPES", "LOSSES", "WEIGHTED_LOSSES", "MONITORS", "SCHEDULES", "AUGMENTATIONS",
+           "SAMPLINGS", "REPEAT_CLASSES", "LEGACY_VALUES", "MAX_TTA_SCALES", "check_tta_scales", "parse_tta_scales"]
 
 #: training losses (:func:`clothcurate.training.loop.build_loss`); ``wce`` is class-weighted CE
 LOSSES = ("ce", "dice", "focal", "ce+dice", "ce+lovasz", "wce", "wce+lovasz")
