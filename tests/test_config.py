@@ -10,7 +10,7 @@ import torch
 
 from clothcurate.errors import BadInputError
 from clothcurate.training.callbacks import WarmupCosineSchedule
-from clothcurate.training.config import RECIPES, TrainConfig
+from clothcurate.training.config import LOSSES, RECIPES, TrainConfig
 from clothcurate.training.loop import build_loss, class_weights
 
 
@@ -105,3 +105,15 @@ def test_class_weights_favour_rare_classes_and_keep_the_loss_scale():
     assert build_loss("wce+lovasz", weights=w)(logits, target) == pytest.approx(
         float(build_loss("wce", weights=w)(logits, target) + lovasz_part), rel=1e-5)
     assert torch.isfinite(build_loss("ce+lovasz")(logits, target))
+
+
+def test_every_offered_loss_builds_and_a_combination_is_the_sum_of_its_terms():
+    target = torch.randint(0, 4, (2, 10, 10))
+    target[0, 0, :3] = 255                                             # ignored pixels (pseudo-masks)
+    logits, w = torch.randn(2, 4, 10, 10), torch.tensor([0.5, 1.0, 2.0, 3.0])
+    value = {name: float(build_loss(name, weights=w)(logits, target)) for name in LOSSES}
+    assert all(math.isfinite(v) for v in value.values())
+    # dice alone against ce+dice: the combination adds ce's value, nothing else
+    assert value["ce+dice"] == pytest.approx(value["ce"] + value["dice"], rel=1e-5)
+    with pytest.raises(BadInputError, match="unknown loss"):
+        build_loss("ce+focal")                                         # terms that exist, a combination not offered

@@ -139,23 +139,20 @@ def build_loss(name: str, *, weights: torch.Tensor | None = None) -> nn.Module:
         BadInputError: an unknown name, or a weighted loss without weights.
     """
     multiclass, ign = smp.losses.MULTICLASS_MODE, IGNORE_INDEX  # pseudo-masks' unlabelled pixels
-    makers: dict[str, Callable[[], nn.Module]] = {
+    # a loss name is its terms joined by "+"; LOSSES says which combinations are offered
+    terms: dict[str, Callable[[], nn.Module]] = {
         "ce": lambda: nn.CrossEntropyLoss(ignore_index=ign),
+        "wce": lambda: nn.CrossEntropyLoss(weight=weights, ignore_index=ign),
         "dice": lambda: smp.losses.DiceLoss(multiclass, ignore_index=ign),
         "focal": lambda: smp.losses.FocalLoss(multiclass, ignore_index=ign),
-        "ce+dice": lambda: _SumLoss(nn.CrossEntropyLoss(ignore_index=ign),
-                                    smp.losses.DiceLoss(multiclass, ignore_index=ign)),
-        "ce+lovasz": lambda: _SumLoss(nn.CrossEntropyLoss(ignore_index=ign),
-                                      smp.losses.LovaszLoss(multiclass, ignore_index=ign)),
-        "wce": lambda: nn.CrossEntropyLoss(weight=weights, ignore_index=ign),
-        "wce+lovasz": lambda: _SumLoss(nn.CrossEntropyLoss(weight=weights, ignore_index=ign),
-                                       smp.losses.LovaszLoss(multiclass, ignore_index=ign)),
+        "lovasz": lambda: smp.losses.LovaszLoss(multiclass, ignore_index=ign),
     }
-    if name not in makers:
+    if name not in LOSSES:
         raise BadInputError(f"--loss {name!r}: unknown loss; use one of {', '.join(LOSSES)}")
     if name in WEIGHTED_LOSSES and weights is None:
         raise BadInputError(f"--loss {name} needs class weights (computed from the training masks by train-eval)")
-    return makers[name]()
+    parts = [terms[term]() for term in name.split("+")]
+    return parts[0] if len(parts) == 1 else _SumLoss(*parts)
 
 
 def make_scaler(device: torch.device) -> torch.amp.GradScaler:
