@@ -21,63 +21,38 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from fold_eval import FoldEvaluation  # noqa: E402  (bench/)
 from fold_scores import entry_scores, fold_entry, rare_header, score_cells  # noqa: E402  (bench/)
 
 
-def evaluate_run(run_dir: Path, *, fold: int, scale_sets: list[tuple[float, ...]], batch_size: int,
-                 workers: int) -> list[str]:
+def evaluate_run(run_dir: Path, *, fold: int, scale_sets: list[tuple[float, ...]], batch_size: int) -> list[str]:
     """The table lines of one run: its recorded entry, then one line per scale set."""
-    from clothcurate.folders import RunFolder
-    from clothcurate.inference.segmenter import Segmenter
-    from clothcurate.training.augment import build_transform
-    from clothcurate.training.data import SegmentationDataset, decode_samples, read_export
-    from clothcurate.training.distributed import setup
-    from clothcurate.training.loop import predict_fold
-    from clothcurate.training.metrics import scores_from_confusion
     from clothcurate.training.models import FlipTTA, tta_view_size
 
     recorded = fold_entry(run_dir, fold)
     if recorded is None:
         return [f"{run_dir}: fold {fold} is not finished (not in metrics.json); skipped"]
-    run = RunFolder.open(run_dir)
-    # the fold's own model, without TTA: FlipTTA below adds each scale set
-    seg = Segmenter.from_run(run_dir, fold=fold, device="cpu", tta=False)
-    (model,), spec = seg.models, seg.spec
-    height, width = spec.input_size
-    export = read_export(run.export_dir)
-    classes = list(export.classes)
-    _, test_pos = export.fold_parts(fold)
-    cache = decode_samples(export.samples, size=(height, width), num_classes=len(classes))
-    test_set = SegmentationDataset(cache, test_pos, transform=build_transform(size=(height, width), train=False))
-    ctx = setup("cpu")
+    ev = FoldEvaluation.open(run_dir, fold=fold)
+    (height, width), run = ev.size, ev.run
+    _, test_pos = ev.export.fold_parts(fold)
     evaluated = f"flip at {','.join(f'{v:g}' for v in run.tta_scales)}" if run.tta else "no TTA"
     lines = [f"{run_dir.name} (fold {fold}, {len(test_pos)} test images, {height}x{width}, evaluated with "
              f"{evaluated})",
-             f"  {'recorded':<16} | {score_cells(entry_scores(recorded, classes))} | {'':<16} |"]
+             f"  {'recorded':<16} | {score_cells(entry_scores(recorded, ev.classes))} | {'':<16} |"]
     try:
         for scales in scale_sets:
-            net = FlipTTA(model, scales=scales)
             sizes = ",".join(f"{h}x{w}" if h != w else str(h)
                              for h, w in (tta_view_size(height, width, s) for s in scales))
-            with tempfile.TemporaryDirectory(prefix="clothcurate-tta-") as tmp:
-                t = time.perf_counter()
-                pred = predict_fold(net, test_set=test_set, samples=export.samples, run_dir=Path(tmp), ctx=ctx,
-                                    batch_size=batch_size, workers=workers, num_classes=len(classes),
-                                    normalizer=seg.normalizer, progress=False)
-                seconds = (time.perf_counter() - t) / max(1, pred.n_images)
-            entry = {"raw": scores_from_confusion(pred.confusion_raw),
-                     "opened": scores_from_confusion(pred.confusion_opened)}
+            entry, seconds = ev.score(FlipTTA(ev.model, scales=scales), test_pos, batch_size=batch_size)
             name = "flip@" + ",".join(f"{v:g}" for v in scales)
-            lines.append(f"  {name:<16} | {score_cells(entry_scores(entry, classes))} | {sizes:<16} | {seconds:.4f}")
+            lines.append(f"  {name:<16} | {score_cells(entry_scores(entry, ev.classes))} | {sizes:<16} | {seconds:.4f}")
     finally:
-        ctx.close()
+        ev.close()
     return lines
 
 
@@ -89,7 +64,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scales", default="1;1,1.25;1,0.75;1,0.75,1.25",
                         help="scale sets, ';' between sets, ',' between the scales of a set")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=0)
     args = parser.parse_args(argv)
 
     import torch
@@ -108,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     print(head)
     for run_dir in args.run:
         for line in evaluate_run(run_dir.resolve(), fold=args.fold, scale_sets=scale_sets,
-                                 batch_size=args.batch_size, workers=args.workers):
+                                 batch_size=args.batch_size):
             print(line, flush=True)
 
 

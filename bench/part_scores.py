@@ -1,0 +1,66 @@
+"""A finished run's fold scored on the images it trained on, validated on and was tested on.
+
+Memorisation against generalisation, class by class: a class the model scores well on its own
+training images but not on unseen ones is short of examples, not of capacity or steps. For each
+run, the fold's ``best.pt`` (with the run's own flip TTA) predicts the three parts train-eval made
+of the fold (``fit``: the training images, ``val``: the validation split of the run's seed,
+``test``: the fold's test images) through train-eval's own evaluation; one line per part: the
+number of images (and of images holding romper), P / R / F1 / mIoU of the opened and raw
+predictions and the opened IoU of the rare classes, in percent, as ``bench/accuracy.py`` prints
+them. The ``test`` line must equal the run's metrics.json entry.
+
+Usage::
+
+    OMP_NUM_THREADS=2 python bench/part_scores.py --run out/acc160/default+rfs-s0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from fold_eval import FoldEvaluation  # noqa: E402  (bench/)
+from fold_scores import entry_scores, rare_header, score_cells  # noqa: E402  (bench/)
+
+
+def evaluate_run(run_dir: Path, *, fold: int, batch_size: int) -> list[str]:
+    """The table lines of one run: a title, then one line per part."""
+    ev = FoldEvaluation.open(run_dir, fold=fold)
+    romper = ev.classes.index("romper")
+    lines = [f"{run_dir.name} (fold {fold}, {ev.size[0]}x{ev.size[1]})"]
+    try:
+        for name, positions in ev.parts(fold).items():
+            holding = int(ev.export.presence(positions)[:, romper].sum())
+            entry, _ = ev.score(ev.with_run_tta(ev.model), positions, batch_size=batch_size)
+            lines.append(f"  {name:<4} {len(positions):4d} ({holding:2d}) | "
+                         f"{score_cells(entry_scores(entry, ev.classes))}")
+    finally:
+        ev.close()
+    return lines
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", action="append", type=Path, required=True,
+                        help="a finished train-eval run folder (repeat for several)")
+    parser.add_argument("--fold", type=int, default=0, help="the fold (must have a best.pt)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    args = parser.parse_args(argv)
+
+    import torch
+
+    print(f"part scores: fold {args.fold}, CPU, {torch.get_num_threads()} thread(s) (percent; opened | raw | "
+          "opened IoU of rare classes)")
+    print(f"  {'part images (romper)':<17} | {'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | "
+          f"{'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | " + rare_header())
+    for run_dir in args.run:
+        for line in evaluate_run(run_dir.resolve(), fold=args.fold, batch_size=args.batch_size):
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
