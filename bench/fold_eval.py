@@ -9,11 +9,23 @@ the run folder is only read.
 
 from __future__ import annotations
 
+import argparse
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
+
+
+def run_parser(doc: str) -> argparse.ArgumentParser:
+    """The arguments every re-scoring script takes: ``--run`` (repeatable), ``--fold``, ``--batch-size``;
+    ``doc``'s first line describes the script."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--run", action="append", type=Path, required=True,
+                        help="a finished train-eval run folder (repeat for several)")
+    parser.add_argument("--fold", type=int, default=0, help="the fold to re-score (its folds/<k>/best.pt)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    return parser
 
 
 @dataclass

@@ -20,14 +20,13 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fold_eval import FoldEvaluation  # noqa: E402  (bench/)
+from fold_eval import FoldEvaluation, run_parser  # noqa: E402  (bench/)
 from fold_scores import entry_scores, fold_entry, rare_header, score_cells  # noqa: E402  (bench/)
 
 
@@ -86,12 +85,8 @@ def evaluate_run(run_dir: Path, *, fold: int, taus: list[float], batch_size: int
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", action="append", type=Path, required=True,
-                        help="a finished train-eval run folder (repeat for several)")
-    parser.add_argument("--fold", type=int, default=0, help="the test fold (must be in the run's metrics.json)")
+    parser = run_parser(__doc__)
     parser.add_argument("--taus", default="0,0.25,0.5,0.75,1", help="the adjustment strengths, ',' between them")
-    parser.add_argument("--batch-size", type=int, default=16)
     args = parser.parse_args(argv)
     taus = [float(t) for t in args.taus.split(",") if t.strip()]
 

@@ -16,14 +16,13 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fold_eval import FoldEvaluation  # noqa: E402  (bench/)
+from fold_eval import FoldEvaluation, run_parser  # noqa: E402  (bench/)
 from fold_scores import entry_scores, rare_header, score_cells  # noqa: E402  (bench/)
 
 
@@ -44,11 +43,7 @@ def evaluate_run(run_dir: Path, *, fold: int, batch_size: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", action="append", type=Path, required=True,
-                        help="a finished train-eval run folder (repeat for several)")
-    parser.add_argument("--fold", type=int, default=0, help="the fold (must have a best.pt)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser = run_parser(__doc__)
     args = parser.parse_args(argv)
 
     import torch
