@@ -1,8 +1,8 @@
 """Re-evaluate a finished run's fold with a changed network (no retraining), as train-eval scores it.
 
-``bench/tta.py`` (other test-time scales) and ``bench/logit_adjust.py`` (prior-corrected logits)
-load a fold's ``best.pt`` once, wrap the network, and score the wrapped network on some of the
-fold's images through train-eval's own evaluation (:func:`clothcurate.training.loop.predict_fold`,
+``bench/tta.py`` (other test-time scales), ``bench/logit_adjust.py`` (prior-corrected logits)
+and ``bench/part_scores.py`` (training, validation and test images side by side) load a fold's
+``best.pt`` once, wrap the network, and score it on some of the fold's images through train-eval's own evaluation (:func:`clothcurate.training.loop.predict_fold`,
 the scoring of :mod:`clothcurate.training.metrics`). Prediction files go to a temporary folder;
 the run folder is only read.
 """
@@ -14,7 +14,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
+
+if TYPE_CHECKING:  # the package is imported late so that --help stays fast
+    import torch
+
+    from clothcurate.folders import ExportFolder, RunFolder
+    from clothcurate.training.data import DecodedCache
 
 
 def run_parser(doc: str) -> argparse.ArgumentParser:
@@ -43,12 +49,12 @@ class FoldEvaluation:
         cache: every export sample decoded at ``size``.
     """
 
-    run: Any
-    model: Any
+    run: RunFolder
+    model: torch.nn.Module
     size: tuple[int, int]
     classes: list[str]
-    export: Any
-    cache: Any
+    export: ExportFolder
+    cache: DecodedCache
     _normalizer: Any
     _ctx: Any
 
@@ -81,13 +87,13 @@ class FoldEvaluation:
                                             fraction=options["validation_fraction"], seed=options["seed"])
         return {"fit": [train_pos[i] for i in fit_idx], "val": [train_pos[i] for i in val_idx], "test": test_pos}
 
-    def with_run_tta(self, net: Any) -> Any:
+    def with_run_tta(self, net: torch.nn.Module) -> torch.nn.Module:
         """``net`` with the flip TTA the run evaluated its folds with (unchanged when it had none)."""
         from clothcurate.training.models import FlipTTA
 
         return FlipTTA(net, scales=self.run.tta_scales) if self.run.tta else net
 
-    def score(self, net: Any, positions: Sequence[int], *, batch_size: int = 16) -> tuple[dict, float]:
+    def score(self, net: torch.nn.Module, positions: Sequence[int], *, batch_size: int = 16) -> tuple[dict, float]:
         """Score ``net`` on the export samples at ``positions``.
 
         Returns:

@@ -2,7 +2,7 @@
 
 Logit adjustment (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021) subtracts
 ``tau * log(prior)`` from every pixel's logits, the prior being each class's pixel share in the
-fold's training images: a class the training set rarely shows needs less evidence to win the
+fold's pixel-annotated training images (a run's pseudo-masks not counted): a class the training set rarely shows needs less evidence to win the
 argmax. ``tau = 0`` is the run's own prediction.
 
 For each run, the fold's ``best.pt`` (with the run's own flip TTA) predicts two parts through
