@@ -2,19 +2,21 @@
 
 ``bench/tta.py`` (other test-time scales), ``bench/logit_adjust.py`` (prior-corrected logits)
 and ``bench/part_scores.py`` (training, validation and test images side by side) load a fold's
-``best.pt`` once, wrap the network, and score it on some of the fold's images through train-eval's own evaluation (:func:`clothcurate.training.loop.predict_fold`,
-the scoring of :mod:`clothcurate.training.metrics`). Prediction files go to a temporary folder;
-the run folder is only read.
+``best.pt`` once, wrap the network, and score it on some of the fold's images through
+train-eval's own evaluation (:func:`clothcurate.training.loop.predict_fold`, the scoring of
+:mod:`clothcurate.training.metrics`). Prediction files go to a temporary folder; the run folder
+is only read.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 if TYPE_CHECKING:  # the package is imported late so that --help stays fast
     import torch
@@ -24,14 +26,29 @@ if TYPE_CHECKING:  # the package is imported late so that --help stays fast
 
 
 def run_parser(doc: str) -> argparse.ArgumentParser:
-    """The arguments every re-scoring script takes: ``--run`` (repeatable), ``--fold``, ``--batch-size``;
-    ``doc``'s first line describes the script."""
+    """The arguments every re-scoring script takes: ``--run`` (repeatable), ``--fold``, ``--batch-size``,
+    ``--workers``; ``doc``'s first line describes the script."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--run", action="append", type=Path, required=True,
                         help="a finished train-eval run folder (repeat for several)")
     parser.add_argument("--fold", type=int, default=0, help="the fold to re-score (its folds/<k>/best.pt)")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=0, help="loader processes")
     return parser
+
+
+def print_runs(runs: Sequence[Path], evaluate: Callable[[Path], list[str]]) -> None:
+    """Print ``evaluate(run)``'s table lines for each run; bad input (not a run folder, no
+    checkpoint for the fold, unreadable files) ends the script with its one-line message, exit 1."""
+    from clothcurate.errors import BadInputError
+
+    for run_dir in runs:
+        try:
+            lines = evaluate(run_dir.resolve())
+        except BadInputError as e:
+            sys.exit(f"error: {e}")
+        for line in lines:
+            print(line, flush=True)
 
 
 @dataclass
@@ -93,7 +110,8 @@ class FoldEvaluation:
 
         return FlipTTA(net, scales=self.run.tta_scales) if self.run.tta else net
 
-    def score(self, net: torch.nn.Module, positions: Sequence[int], *, batch_size: int = 16) -> tuple[dict, float]:
+    def score(self, net: torch.nn.Module, positions: Sequence[int], *, batch_size: int = 16,
+              workers: int = 0) -> tuple[dict, float]:
         """Score ``net`` on the export samples at ``positions``.
 
         Returns:
@@ -109,7 +127,7 @@ class FoldEvaluation:
         with tempfile.TemporaryDirectory(prefix="clothcurate-bench-") as tmp:
             t = time.perf_counter()
             pred = predict_fold(net, test_set=data, samples=self.export.samples, run_dir=Path(tmp), ctx=self._ctx,
-                                batch_size=batch_size, workers=0, num_classes=len(self.classes),
+                                batch_size=batch_size, workers=workers, num_classes=len(self.classes),
                                 normalizer=self._normalizer, progress=False)
             seconds = (time.perf_counter() - t) / max(1, pred.n_images)
         return ({"raw": scores_from_confusion(pred.confusion_raw),

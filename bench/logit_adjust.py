@@ -2,8 +2,8 @@
 
 Logit adjustment (Menon et al., "Long-tail learning via logit adjustment", ICLR 2021) subtracts
 ``tau * log(prior)`` from every pixel's logits, the prior being each class's pixel share in the
-fold's pixel-annotated training images (a run's pseudo-masks not counted): a class the training set rarely shows needs less evidence to win the
-argmax. ``tau = 0`` is the run's own prediction.
+fold's pixel-annotated training images (a run's pseudo-masks not counted): a class the training
+set rarely shows needs less evidence to win the argmax. ``tau = 0`` is the run's own prediction.
 
 For each run, the fold's ``best.pt`` (with the run's own flip TTA) predicts two parts through
 train-eval's own evaluation (:func:`clothcurate.training.loop.predict_fold`, the scoring of
@@ -26,7 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fold_eval import FoldEvaluation, run_parser  # noqa: E402  (bench/)
+from fold_eval import FoldEvaluation, print_runs, run_parser  # noqa: E402  (bench/)
 from fold_scores import entry_scores, fold_entry, rare_header, score_cells  # noqa: E402  (bench/)
 
 
@@ -46,7 +46,8 @@ def adjusted(net, offset):
     return Adjusted()
 
 
-def evaluate_run(run_dir: Path, *, fold: int, taus: list[float], batch_size: int) -> list[str]:
+def evaluate_run(run_dir: Path, *, fold: int, taus: list[float], batch_size: int,
+                 workers: int = 0) -> list[str]:
     """The table lines of one run: its recorded entry, per tau the validation and test lines, the chosen tau."""
     import numpy as np
     import torch
@@ -70,7 +71,7 @@ def evaluate_run(run_dir: Path, *, fold: int, taus: list[float], batch_size: int
         for tau in taus:
             net = ev.with_run_tta(adjusted(ev.model, -tau * log_prior))
             for part, positions in (("val", val_pos), ("test", test_pos)):
-                entry, _ = ev.score(net, positions, batch_size=batch_size)
+                entry, _ = ev.score(net, positions, batch_size=batch_size, workers=workers)
                 line = f"  tau {tau:<4g} {part:<4} | {score_cells(entry_scores(entry, classes))}"
                 lines.append(line)
                 if part == "val":
@@ -96,9 +97,8 @@ def main(argv: list[str] | None = None) -> None:
           "opened IoU of rare classes)")
     print(f"  {'tau / part':<14} | {'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | {'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | "
           + rare_header())
-    for run_dir in args.run:
-        for line in evaluate_run(run_dir.resolve(), fold=args.fold, taus=taus, batch_size=args.batch_size):
-            print(line, flush=True)
+    print_runs(args.run, lambda run_dir: evaluate_run(run_dir, fold=args.fold, taus=taus,
+                                                      batch_size=args.batch_size, workers=args.workers))
 
 
 if __name__ == "__main__":

@@ -22,11 +22,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fold_eval import FoldEvaluation, run_parser  # noqa: E402  (bench/)
+from fold_eval import FoldEvaluation, print_runs, run_parser  # noqa: E402  (bench/)
 from fold_scores import entry_scores, rare_header, score_cells  # noqa: E402  (bench/)
 
 
-def evaluate_run(run_dir: Path, *, fold: int, batch_size: int) -> list[str]:
+def evaluate_run(run_dir: Path, *, fold: int, batch_size: int, workers: int = 0) -> list[str]:
     """The table lines of one run: a title, then one line per part."""
     ev = FoldEvaluation.open(run_dir, fold=fold)
     romper = ev.classes.index("romper")
@@ -34,7 +34,7 @@ def evaluate_run(run_dir: Path, *, fold: int, batch_size: int) -> list[str]:
     try:
         for name, positions in ev.parts(fold).items():
             holding = int(ev.export.presence(positions)[:, romper].sum())
-            entry, _ = ev.score(ev.with_run_tta(ev.model), positions, batch_size=batch_size)
+            entry, _ = ev.score(ev.with_run_tta(ev.model), positions, batch_size=batch_size, workers=workers)
             lines.append(f"  {name:<4} {len(positions):4d} ({holding:2d}) | "
                          f"{score_cells(entry_scores(entry, ev.classes))}")
     finally:
@@ -52,9 +52,8 @@ def main(argv: list[str] | None = None) -> None:
           "opened IoU of rare classes)")
     print(f"  {'part images (romper)':<17} | {'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | "
           f"{'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | " + rare_header())
-    for run_dir in args.run:
-        for line in evaluate_run(run_dir.resolve(), fold=args.fold, batch_size=args.batch_size):
-            print(line, flush=True)
+    print_runs(args.run, lambda run_dir: evaluate_run(run_dir, fold=args.fold, batch_size=args.batch_size,
+                                                      workers=args.workers))
 
 
 if __name__ == "__main__":

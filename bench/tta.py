@@ -25,11 +25,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fold_eval import FoldEvaluation, run_parser  # noqa: E402  (bench/)
+from fold_eval import FoldEvaluation, print_runs, run_parser  # noqa: E402  (bench/)
 from fold_scores import entry_scores, fold_entry, rare_header, score_cells  # noqa: E402  (bench/)
 
 
-def evaluate_run(run_dir: Path, *, fold: int, scale_sets: list[tuple[float, ...]], batch_size: int) -> list[str]:
+def evaluate_run(run_dir: Path, *, fold: int, scale_sets: list[tuple[float, ...]], batch_size: int,
+                 workers: int = 0) -> list[str]:
     """The table lines of one run: its recorded entry, then one line per scale set."""
     from clothcurate.training.models import FlipTTA, tta_view_size
 
@@ -47,7 +48,8 @@ def evaluate_run(run_dir: Path, *, fold: int, scale_sets: list[tuple[float, ...]
         for scales in scale_sets:
             sizes = ",".join(f"{h}x{w}" if h != w else str(h)
                              for h, w in (tta_view_size(height, width, s) for s in scales))
-            entry, seconds = ev.score(FlipTTA(ev.model, scales=scales), test_pos, batch_size=batch_size)
+            entry, seconds = ev.score(FlipTTA(ev.model, scales=scales), test_pos, batch_size=batch_size,
+                                      workers=workers)
             name = "flip@" + ",".join(f"{v:g}" for v in scales)
             lines.append(f"  {name:<16} | {score_cells(entry_scores(entry, ev.classes))} | {sizes:<16} | {seconds:.4f}")
     finally:
@@ -75,10 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     head = (f"  {'scales':<16} | {'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | {'P':>5} {'R':>5} {'F1':>5} {'mIoU':>5} | "
             + rare_header() + f" | {'sizes':<16} | s/img")
     print(head)
-    for run_dir in args.run:
-        for line in evaluate_run(run_dir.resolve(), fold=args.fold, scale_sets=scale_sets,
-                                 batch_size=args.batch_size):
-            print(line, flush=True)
+    print_runs(args.run, lambda run_dir: evaluate_run(run_dir, fold=args.fold, scale_sets=scale_sets,
+                                                      batch_size=args.batch_size, workers=args.workers))
 
 
 if __name__ == "__main__":
