@@ -460,6 +460,11 @@ _RECIPE_DEFAULTS = RECIPES["default"]
 @click.option("--sampling", type=click.Choice(SAMPLINGS), default=_RECIPE_DEFAULTS["sampling"], show_default=True,
               help="uniform: every training image once per epoch; repeat-factor: images holding "
                    f"{', '.join(REPEAT_CLASSES)} drawn more often (LVIS repeat factors, same epoch length).")
+@click.option("--paste", default=_RECIPE_DEFAULTS["paste"], show_default=True, type=click.FloatRange(0, 1),
+              metavar="P",
+              help="Probability that a training image gets one rare garment "
+                   f"({', '.join(REPEAT_CLASSES)}) of another labelled training crop pasted at its own place, "
+                   "before the augmentation (copy-paste; person crops are aligned). 0: off.")
 @click.option("--average-last", default=_RECIPE_DEFAULTS["average_last"], show_default=True, type=click.IntRange(min=0),
               help="Keep the average of the weights of the last N epochs (BatchNorm statistics recomputed) "
                    "instead of the best epoch; needs --schedule cosine. 0: off.")

@@ -32,7 +32,7 @@ def test_the_paper_recipe_is_the_papers():
 def test_binding_options_depend_on_the_schedule():
     plateau = TrainConfig(arch="fpn", data_dir="x")
     assert {"arch", "encoder", "encoder_weights", "image_size", "image_width", "loss", "lr", "seed", "monitor", "schedule",
-            "tta", "tta_scales", "augment", "sampling", "average_last", "pseudo"} == set(plateau.binding())
+            "tta", "tta_scales", "augment", "sampling", "paste", "average_last", "pseudo"} == set(plateau.binding())
     cosine = plateau.replace(schedule="cosine", warmup_epochs=2)
     assert {"epochs", "warmup_epochs"} <= set(cosine.binding())
 
@@ -41,7 +41,8 @@ def test_binding_options_depend_on_the_schedule():
     ({"loss": "hinge"}, "--loss"), ({"schedule": "step"}, "--schedule"), ({"image_size": 100}, "multiple of 32"),
     ({"image_size": 96, "image_width": 50}, "96x50: each side must be a multiple of 32"),
     ({"epochs": 0}, "--epochs"), ({"warmup_epochs": 5, "epochs": 5}, "--warmup-epochs"),
-    ({"monitor": "f1"}, "--monitor"), ({"lr": 0}, "--lr"), ({"augment": "mixup"}, "--augment")])
+    ({"monitor": "f1"}, "--monitor"), ({"lr": 0}, "--lr"), ({"augment": "mixup"}, "--augment"),
+    ({"paste": 2.0}, "--paste 2.0: a probability")])
 def test_bad_values_are_bad_input(bad, words):
     with pytest.raises(BadInputError, match=words):
         TrainConfig(arch="fpn", data_dir="x", **bad)

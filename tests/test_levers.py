@@ -1,6 +1,6 @@
 """The rare-class and averaging levers of train-eval on real CCP crops (64 px, CPU, 1-2 epochs):
-repeat-factor sampling, weight averaging of the last epochs, the ``rotate`` augmentation, and
-their DDP path (2-process gloo).
+repeat-factor sampling, garment paste, weight averaging of the last epochs, the ``rotate``
+augmentation, and their DDP path (2-process gloo).
 
 The export (12 real CCP photos, person crops at 64 px, 2 folds; two hold a romper, one shorts,
 one a scarf/tie) is built without FiftyOne by :func:`tiny_run.make_export`.
@@ -27,6 +27,7 @@ from clothcurate.training.data import SegmentationDataset, decode_samples, read_
 from clothcurate.training.distributed import DistContext, setup
 from clothcurate.training.loop import build_loss, evaluate, make_loader
 from clothcurate.training.models import InputNormalizer, encoder_normalization
+from clothcurate.training.paste import GarmentPaste
 from clothcurate.training.sampling import REPEAT_THRESHOLD, dataset_presence, repeat_factors, sampling_weights
 from clothcurate.training.split import split_validation
 from tiny_run import make_export
@@ -112,25 +113,71 @@ def test_rotate_policy_rotates_and_keeps_labels(plain_set):
     assert rotated >= 12      # p = 0.8 of 24 draws (a 0-degree draw would look unrotated)
 
 
+def test_garment_paste_puts_a_donors_rare_garment_at_its_own_place(export_dir, plain_set):
+    """p = 1: every item gets the pixels of one rare class of another crop, at the same place, in
+    its image and its mask; everything else is untouched. p = 0, or a crop that is the only donor
+    of its garments, leaves the item as it was."""
+    export = read_export(export_dir)
+    cache, classes = plain_set.cache, export.classes
+    rare = {classes.index(name) for name in REPEAT_CLASSES}
+    paste = GarmentPaste(cache, donors=range(len(cache)), classes=classes, p=1.0)
+    romper = classes.index("romper")
+    assert sorted(paste.donors[romper].tolist()) == [0, 1]                 # 0024 and 0027
+    rng = np.random.default_rng(0)
+    pasted_classes = set()
+    for _ in range(40):
+        target = 4                                                         # 0010: none of the rare garments
+        image, mask = cache.images[target].numpy().copy(), cache.masks[target].numpy().copy()
+        new_image, new_mask = paste(image.copy(), mask.copy(), position=target, rng=rng)
+        changed = (new_mask != mask) | (new_image != image).any(-1)
+        assert changed.any()
+        (c,) = set(np.unique(new_mask[new_mask != mask]).tolist())        # one class per paste
+        assert c in rare
+        pasted_classes.add(c)
+        donors = [d for d in paste.donors[c] if d != target]
+        match = [d for d in donors if np.array_equal(new_mask == c, (cache.masks[d].numpy() == c) | (mask == c))
+                 and np.array_equal(new_image[cache.masks[d].numpy() == c], cache.images[d].numpy()[cache.masks[d].numpy() == c])]
+        assert match, f"class {classes[c]}: no donor's garment at its own place"
+        region = cache.masks[match[0]].numpy() == c
+        assert np.array_equal(new_image[~region], image[~region]) and np.array_equal(new_mask[~region], mask[~region])
+    assert len(pasted_classes) >= 3                                        # classes drawn uniformly
+    off = GarmentPaste(cache, donors=range(len(cache)), classes=classes, p=0.0)
+    image, mask = cache.images[4].numpy().copy(), cache.masks[4].numpy().copy()
+    same = off(image.copy(), mask.copy(), position=4, rng=rng)
+    assert np.array_equal(same[0], image) and np.array_equal(same[1], mask)
+    alone = GarmentPaste(cache, donors=[0], classes=classes, p=1.0)      # 0024 gives only to others
+    image, mask = cache.images[0].numpy().copy(), cache.masks[0].numpy().copy()
+    same = alone(image.copy(), mask.copy(), position=0, rng=rng)
+    assert np.array_equal(same[0], image) and np.array_equal(same[1], mask)
+    with pytest.raises(ValueError):
+        GarmentPaste(cache, donors=[0], classes=classes, p=1.5)
+    # in the training set: applied before the augmentation, on copies (the cache is never written)
+    before = cache.masks.clone()
+    ds = SegmentationDataset(cache, [4], transform=build_transform(size=SIZE, train=False), paste=paste)
+    np.random.seed(0)
+    _, item_mask, _ = ds[0]
+    assert not torch.equal(item_mask, cache.masks[4]) and torch.equal(cache.masks, before)
+
+
 def _train_args(export_dir: Path, out: Path, *extra: str) -> list[str]:
     return ["train-eval", "--arch", "fpn", "--data", str(export_dir), "--folds", "0", "--image-size", str(SIZE),
             "--batch-size", "4", "--workers", "0", "--device", "cpu", "--out", str(out), "--dataset", "", *extra]
 
 
 def test_average_last_keeps_the_averaged_model_with_recomputed_batchnorm(export_dir, tmp_path):
-    """train-eval --average-last 2 --sampling repeat-factor --augment rotate through the CLI: best.pt is
+    """train-eval --average-last 2 --sampling repeat-factor --augment rotate --paste 0.5 through the CLI: best.pt is
     the average of epochs 1-2 (the running average in last.pt), its BatchNorm statistics are
     recomputed, its recorded validation loss is the averaged model's, inference loads it, and
     the options bind the run folder."""
     out = tmp_path / "run"
     args = _train_args(export_dir, out, "--schedule", "cosine", "--warmup-epochs", "1", "--epochs", "2",
-                       "--sampling", "repeat-factor", "--augment", "rotate")
+                       "--sampling", "repeat-factor", "--augment", "rotate", "--paste", "0.5")
     done = CliRunner().invoke(cli, [*args, "--average-last", "2"])
     assert done.exit_code == 0, done.output
     config = json.loads((out / "config.json").read_text())
-    assert (config["options"]["sampling"], config["options"]["average_last"], config["options"]["augment"]) == (
-        "repeat-factor", 2, "rotate")
-    assert {"sampling", "average_last", "augment"} <= set(config["binds"])
+    assert (config["options"]["sampling"], config["options"]["average_last"], config["options"]["augment"],
+            config["options"]["paste"]) == ("repeat-factor", 2, "rotate", 0.5)
+    assert {"sampling", "average_last", "augment", "paste"} <= set(config["binds"])
 
     fold = out / "folds" / "0"
     best = torch.load(fold / "best.pt", map_location="cpu", weights_only=True)   # as inference reads it
@@ -179,12 +226,12 @@ def test_config_checks_the_new_levers():
 
     assert TrainConfig(schedule="cosine", epochs=5, average_last=5).average_last == 5
     for bad in ({"sampling": "rare"}, {"average_last": 2}, {"schedule": "cosine", "epochs": 3, "average_last": 4},
-                {"schedule": "cosine", "average_last": -1}):
+                {"schedule": "cosine", "average_last": -1}, {"paste": 1.5}, {"paste": -0.1}):
         with pytest.raises(BadInputError):
             TrainConfig(**bad)
-    assert {"sampling", "average_last"} <= set(TrainConfig().binding())
+    assert {"sampling", "average_last", "paste"} <= set(TrainConfig().binding())
     paper = TrainConfig.from_recipe("paper")
-    assert (paper.sampling, paper.average_last) == ("uniform", 0)
+    assert (paper.sampling, paper.average_last, paper.paste) == ("uniform", 0, 0.0)
 
 
 def test_torchrun_two_process_repeat_factor_and_averaging(export_dir, tmp_path):

@@ -54,7 +54,7 @@ MAX_TTA_SCALES = 3
 
 _PAPER = {"encoder": "tf_efficientnet_lite0", "image_size": 320, "epochs": 100, "patience": 10, "lr": 1e-3,
           "loss": "ce", "monitor": "val_loss", "schedule": "plateau", "warmup_epochs": 0, "tta": False,
-          "augment": "paper", "sampling": "uniform", "average_last": 0, "tta_scales": (1.0,)}
+          "augment": "paper", "sampling": "uniform", "average_last": 0, "tta_scales": (1.0,), "paste": 0.0}
 #: the measured winner (docs/results.md, accuracy benchmark, two seeds): a fixed number of epochs
 #: with warm-up + cosine decay instead of plateau + early stop on 81 validation images,
 #: cross-entropy + Lovász, flip test-time augmentation, peak learning rate 3e-3 (with 1e-3 the
@@ -70,7 +70,7 @@ RECIPES: dict[str, dict[str, Any]] = {"paper": dict(_PAPER), "default": _DEFAULT
 #: the value a binding option had in run folders made before the option existed
 LEGACY_VALUES: dict[str, Any] = {"image_width": None, "monitor": "val_loss", "schedule": "plateau",
                                  "warmup_epochs": 0, "tta": False, "augment": "paper", "sampling": "uniform",
-                                 "average_last": 0, "pseudo": None,
+                                 "average_last": 0, "pseudo": None, "paste": 0.0,
                                  "tta_scales": [1.0]}  # as config.json holds it (a list)
 
 
@@ -153,6 +153,9 @@ class TrainConfig:
             at most 3. ``(1.0,)``: flip only.
         augment: training augmentation policy, one of :data:`AUGMENTATIONS`.
         sampling: one of :data:`SAMPLINGS`: how training images are drawn each epoch.
+        paste: probability that a training item gets a rare garment (:data:`REPEAT_CLASSES`) of
+            another labelled training crop pasted at its own place, before the augmentation
+            (:mod:`clothcurate.training.paste`); 0: off.
         average_last: keep the average of the weights of the last N epochs (``cosine`` schedule
             only; 0: off) instead of the monitored best epoch.
         recipe: the preset the options started from (a key of :data:`RECIPES`).
@@ -185,6 +188,7 @@ class TrainConfig:
     tta_scales: tuple[float, ...] = _opt((1.0,), binds=True)
     augment: str = _opt("paper", binds=True)
     sampling: str = _opt("uniform", binds=True)
+    paste: float = _opt(0.0, binds=True)
     average_last: int = _opt(0, binds=True)
     recipe: str = "default"
     epochs: int = 100
@@ -208,6 +212,7 @@ class TrainConfig:
             (self.schedule in SCHEDULES, f"--schedule {self.schedule!r}: use one of {', '.join(SCHEDULES)}"),
             (self.augment in AUGMENTATIONS, f"--augment {self.augment!r}: use one of {', '.join(AUGMENTATIONS)}"),
             (self.sampling in SAMPLINGS, f"--sampling {self.sampling!r}: use one of {', '.join(SAMPLINGS)}"),
+            (0.0 <= self.paste <= 1.0, f"--paste {self.paste}: a probability, between 0 and 1"),
             (self.average_last == 0 or (self.schedule == "cosine" and 1 <= self.average_last <= self.epochs),
              f"--average-last {self.average_last}: must be 0, or between 1 and --epochs ({self.epochs}) with "
              f"--schedule cosine (the averaged epochs must be known in advance; plateau stops early)"),

@@ -119,21 +119,28 @@ class SegmentationDataset(Dataset):
         transform: ``transform(image=(H, W, 3) uint8, mask=(H, W) uint8)`` returning a dict whose
             ``image`` is a (3, H, W) uint8 tensor and ``mask`` an (H, W) tensor (see
             :func:`clothcurate.training.augment.build_transform`).
+        paste: applied before ``transform``: ``paste(image, mask, position=pos) -> (image, mask)``
+            on copies of the cached arrays (:class:`clothcurate.training.paste.GarmentPaste`);
+            None: none.
 
     Items are ``(image (3, H, W) uint8, mask (H, W) uint8, position)``: scaling, normalisation
     and the int64 targets are made on the device (:func:`clothcurate.training.loop.to_device`).
     """
 
-    def __init__(self, cache: DecodedCache, positions: Sequence[int], *, transform: Callable[..., dict]):
+    def __init__(self, cache: DecodedCache, positions: Sequence[int], *, transform: Callable[..., dict],
+                 paste: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None):
         self.cache = cache
         self.positions = [int(p) for p in positions]
         self.transform = transform
+        self.paste = paste
 
     def __len__(self) -> int:
         return len(self.positions)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         pos = self.positions[i]
-        out = self.transform(image=self.cache.images[pos].numpy().copy(),
-                             mask=self.cache.masks[pos].numpy().copy())
+        image, mask = self.cache.images[pos].numpy().copy(), self.cache.masks[pos].numpy().copy()
+        if self.paste is not None:
+            image, mask = self.paste(image, mask, position=pos)
+        out = self.transform(image=image, mask=mask)
         return out["image"], torch.as_tensor(out["mask"], dtype=torch.uint8), pos

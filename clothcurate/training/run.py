@@ -70,6 +70,7 @@ from clothcurate.training.models import (
     create_model,
     encoder_normalization,
 )
+from clothcurate.training.paste import GarmentPaste
 from clothcurate.training.pseudo_data import PseudoSet
 from clothcurate.training.sampling import sampling_weights
 from clothcurate.training.split import split_validation
@@ -293,11 +294,13 @@ def _run_fold(k: int, *, export: ExportFolder, cache, cfg: TrainConfig, run_dir:
     size, num_classes = cfg.input_size, len(export.classes)
     fit_pos = [train_pos[i] for i in fit_idx]
     extra = pseudo.fill(cache, k) if pseudo is not None else []  # fold k's pseudo-masks: training part only
+    # donors of pasted garments: the labelled training crops (not the pseudo-masks, not validation)
+    paste = GarmentPaste(cache, donors=fit_pos, classes=export.classes, p=cfg.paste) if cfg.paste else None
     fit_pos = fit_pos + extra
 
     def dataset(positions, *, train: bool) -> SegmentationDataset:
-        return SegmentationDataset(cache, positions, transform=build_transform(size=size, train=train,
-                                                                               policy=cfg.augment))
+        return SegmentationDataset(cache, positions, paste=paste if train else None,
+                                   transform=build_transform(size=size, train=train, policy=cfg.augment))
 
     torch.manual_seed(cfg.seed + k)  # same decoder init on every rank (DDP broadcasts rank 0's anyway)
     weights = None if str(cfg.encoder_weights).lower() == "none" else cfg.encoder_weights
