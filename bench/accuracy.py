@@ -91,7 +91,6 @@ def _variants(epochs: int) -> dict[str, dict[str, Any]]:
         "default+uniform": {"recipe": "default", "sampling": "uniform"},  # the default before it took repeat-factor
         "default+rfs+pseudo": {"recipe": "default", "sampling": "repeat-factor", "pseudo": PSEUDO},
         "default+paste": {"recipe": "default", "paste": 0.5},
-        "default+paste+pseudo": {"recipe": "default", "paste": 0.5, "pseudo": PSEUDO},
         "unet": {"arch": "unet"},
         "linknet": {"arch": "linknet"},
         "pspnet": {"arch": "pspnet"},
