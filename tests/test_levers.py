@@ -135,10 +135,11 @@ def test_garment_paste_puts_a_donors_rare_garment_at_its_own_place(export_dir, p
         assert c in rare
         pasted_classes.add(c)
         donors = [d for d in paste.donors[c] if d != target]
-        match = [d for d in donors if np.array_equal(new_mask == c, (cache.masks[d].numpy() == c) | (mask == c))
-                 and np.array_equal(new_image[cache.masks[d].numpy() == c], cache.images[d].numpy()[cache.masks[d].numpy() == c])]
+        garment = {d: cache.masks[d].numpy() == c for d in donors}          # each donor's pixels of class c
+        match = [d for d in donors if np.array_equal(new_mask == c, garment[d] | (mask == c))
+                 and np.array_equal(new_image[garment[d]], cache.images[d].numpy()[garment[d]])]
         assert match, f"class {classes[c]}: no donor's garment at its own place"
-        region = cache.masks[match[0]].numpy() == c
+        region = garment[match[0]]
         assert np.array_equal(new_image[~region], image[~region]) and np.array_equal(new_mask[~region], mask[~region])
     assert len(pasted_classes) >= 3                                        # classes drawn uniformly
     off = GarmentPaste(cache, donors=range(len(cache)), classes=classes, p=0.0)
@@ -165,8 +166,8 @@ def _train_args(export_dir: Path, out: Path, *extra: str) -> list[str]:
 
 
 def test_average_last_keeps_the_averaged_model_with_recomputed_batchnorm(export_dir, tmp_path):
-    """train-eval --average-last 2 --sampling repeat-factor --augment rotate --paste 0.5 through the CLI: best.pt is
-    the average of epochs 1-2 (the running average in last.pt), its BatchNorm statistics are
+    """train-eval --average-last 2 --sampling repeat-factor --augment rotate --paste 0.5 through the
+    CLI: best.pt is the average of epochs 1-2 (the running average in last.pt), its BatchNorm statistics are
     recomputed, its recorded validation loss is the averaged model's, inference loads it, and
     the options bind the run folder."""
     out = tmp_path / "run"
