@@ -56,8 +56,7 @@ class GarmentPaste:
             raise ValueError(f"paste probability {p} outside [0, 1]")
         self.cache, self.p = cache, float(p)
         donors = np.asarray(sorted({int(d) for d in donors}), dtype=np.int64)
-        presence = mask_presence(cache.masks[donors.tolist()], len(classes)) if len(donors) else \
-            np.zeros((0, len(classes)), dtype=bool)                                  # (D, K)
+        presence = mask_presence(cache.masks[donors.tolist()], len(classes))         # (D, K); (0, K): no donor
         #: class id -> the donor positions whose mask holds it
         self.donors: dict[int, np.ndarray] = {}
         for name in rare:
