@@ -264,3 +264,18 @@ def test_bad_inputs_are_one_line_errors(labelled, tiny, tagged, ccp_dir, tmp_pat
     _one_line_exit_2(runner.invoke(main, [*args[:4], str(refolded), *args[5:], "--out", str(tmp_path / "s2"),
                                           "--pseudo", str(run)]), "other test folds")
     assert not (tmp_path / "s2" / "folds").exists()
+
+
+def test_subject_crop_box_is_the_largest_person_grown_to_the_crop_aspect():
+    from clothcurate.detection.registry import PersonBox
+    from clothcurate.training.pseudo_label import subject_crop_box
+
+    image = np.zeros((600, 400, 3), np.uint8)
+    assert subject_crop_box(image, [], size=(160, 160)) is None
+    passer_by = PersonBox(box=(10, 20, 40, 120), score=0.97, detector="ssdlite-pedestrian")
+    subject = PersonBox(box=(120, 40, 150, 520), score=0.8, detector="ssdlite-pedestrian")
+    person, (x0, y0, x1, y1) = subject_crop_box(image, [passer_by, subject], size=(300, 200))
+    assert person == subject
+    assert x0 <= 120 and y0 <= 40 and x1 >= 270 and y1 >= 560          # the subject lies inside the crop
+    assert 0 <= x0 < x1 <= 400 and 0 <= y0 < y1 <= 600
+    assert abs((y1 - y0) / (x1 - x0) - 1.5) < 0.02                     # grown to the crops' H:W = 3:2

@@ -69,7 +69,7 @@ from clothcurate.images import read_image
 from clothcurate.masks import write_mask_png
 from clothcurate.timestamps import utc_now
 
-__all__ = ["DEFAULT_THRESHOLD", "PseudoReport", "allowed_classes", "filter_pseudo", "main_person", "pseudo_label"]
+__all__ = ["DEFAULT_THRESHOLD", "PseudoReport", "allowed_classes", "filter_pseudo", "main_person", "pseudo_label", "subject_crop_box"]
 
 #: the softmax a pixel's class needs to be kept (0.8: a teacher's low-confidence pixels are mostly
 #: its errors; a usual self-training choice, not tuned here)
@@ -137,6 +137,30 @@ def main_person(people: Sequence[PersonBox]) -> PersonBox:
         people: at least one detected person.
     """
     return max(people, key=lambda p: (p.box[2] * p.box[3], p.score))
+
+
+def subject_crop_box(image: np.ndarray, people: Sequence[PersonBox], *,
+                     size: Size) -> tuple[PersonBox, tuple[int, int, int, int]] | None:
+    """The crop box of a tag-only photo's subject, as the export crops its training photos.
+
+    Args:
+        image: (H, W, 3) uint8 RGB, the photo.
+        people: what the detector found in it (pixel boxes).
+        size: ``(h, w)`` of the crops; the box is grown to this aspect ratio.
+
+    Returns:
+        ``(the subject, its pixel crop box (x0, y0, x1, y1))``: the :func:`main_person`, its box
+        widened by the detector's box calibration as ``predict`` widens it, with the export's
+        margin; ``None`` when nobody was detected.
+    """
+    if not people:
+        return None
+    height, width = image.shape[:2]
+    person = main_person(people)
+    widened = box_rule(person.detector).calibration.apply(person.box, width=width, height=height)
+    box = crop_box(replace(person, box=widened).relative(width=width, height=height), width=width,
+                   height=height, aspect=aspect_of(size))
+    return person, box
 
 
 def allowed_classes(tags: Sequence[str], classes: Sequence[str]) -> np.ndarray:
@@ -238,17 +262,14 @@ def _crop_all(rows, *, pf: PseudoFolder, old: dict[str, PseudoSample], detector:
             continue
         if finder is None:  # loaded only when a photo needs it (a re-run may need none)
             finder = create_detector(detector, segmenter=segmenter, device=segmenter.device)
-        people = finder.detect(image)
+        subject = subject_crop_box(image, finder.detect(image), size=size)
         height, width = image.shape[:2]
-        if not people:
+        if subject is None:
             report.no_person.append(key)
             out.append(PseudoSample(key=key, photo=photo, orig_size=(width, height), crop_box=None, tags=tags,
                                     person_score=None))
             continue
-        person = main_person(people)
-        widened = box_rule(person.detector).calibration.apply(person.box, width=width, height=height)
-        box = crop_box(replace(person, box=widened).relative(width=width, height=height), width=width,
-                       height=height, aspect=aspect_of(size))
+        person, box = subject
         crop = crop_image(image, box=box, size=size)
         ok, data = cv2.imencode(".jpg", cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), _JPEG)
         if not ok:
