@@ -90,15 +90,16 @@ def probe_lines(features, holds, part, *, label: str) -> list[str]:
         train = np.isin(part, arm)
         for c in C_VALUES:
             clf = LogisticRegression(C=c, class_weight="balanced", max_iter=3000).fit(features[train], holds[train])
-            cells = []
+            cells, scores = [], {}
             for name in ("val", "test"):
                 sel = part == name
-                score = clf.decision_function(features[sel])
-                cells.append(f"{name} AUROC {roc_auc_score(holds[sel], score):.2f} "
-                             f"AP {average_precision_score(holds[sel], score):.2f}")
-            ranks = (-score).argsort().argsort()[holds[sel]]
+                scores[name] = clf.decision_function(features[sel])
+                cells.append(f"{name} AUROC {roc_auc_score(holds[sel], scores[name]):.2f} "
+                             f"AP {average_precision_score(holds[sel], scores[name]):.2f}")
+            test = part == "test"
+            ranks = (-scores["test"]).argsort().argsort()[holds[test]]  # 0: the most romper-like
             lines.append(f"  {label:<8} {'+'.join(arm):<8} C={c:<5} {' | '.join(cells)} | "
-                         f"test rompers ranked {sorted(ranks.tolist())} of {int(sel.sum())}")
+                         f"test rompers ranked {sorted(ranks.tolist())} of {int(test.sum())}")
     return lines
 
 

@@ -3,9 +3,9 @@
 CCP's 994 tag-only photos (``annotation == "image"``, :mod:`clothcurate.curation.annotation`) have
 no mask, only the Table I classes their image-level tags name (``image_tags``). For each:
 
-1. the person is detected (:mod:`clothcurate.detection`; the largest box, :func:`main_person`,
-   widened by the detector's box calibration as ``predict`` widens it; a photo without a person
-   is listed and not used) and cropped as the export crops (:func:`clothcurate.geometry.crop_box`:
+1. the person is detected (:mod:`clothcurate.detection`; :func:`subject_crop_box`: the largest
+   box, :func:`main_person`, widened by the detector's box calibration as ``predict`` widens it;
+   a photo without a person is listed and not used) and cropped as the export crops (:func:`clothcurate.geometry.crop_box`:
    5 % margin, grown to the export crops' aspect ratio), resized to the export's size H x W;
 2. for every fold k with a ``folds/<k>/best.pt``, fold k's model predicts the crop
    (:class:`~clothcurate.inference.segmenter.Segmenter`, raw softmax, no post-processing) and
@@ -69,7 +69,8 @@ from clothcurate.images import read_image
 from clothcurate.masks import write_mask_png
 from clothcurate.timestamps import utc_now
 
-__all__ = ["DEFAULT_THRESHOLD", "PseudoReport", "allowed_classes", "filter_pseudo", "main_person", "pseudo_label", "subject_crop_box"]
+__all__ = ["DEFAULT_THRESHOLD", "PseudoReport", "allowed_classes", "filter_pseudo", "main_person", "pseudo_label",
+           "subject_crop_box"]
 
 #: the softmax a pixel's class needs to be kept (0.8: a teacher's low-confidence pixels are mostly
 #: its errors; a usual self-training choice, not tuned here)
