@@ -66,7 +66,8 @@ def tag_only_crops(ccp: Path, *, size: tuple[int, int], classes: list[str], targ
 
 
 def pooled_features(encoder, normalizer, images, *, batch_size: int):
-    """(N, C) features: the means over H x W of the encoder's two deepest stages; images (N, H, W, 3) uint8."""
+    """(N, C) features: the means over H x W of the encoder's two deepest stages; images (N, H, W, 3) uint8
+    (a tensor or an array)."""
     import numpy as np
     import torch
 
@@ -125,9 +126,9 @@ def evaluate_run(run_dir: Path, *, fold: int, ccp: Path, batch_size: int, cache:
         lines = [f"{run_dir.name} (fold {fold}, {ev.size[0]}x{ev.size[1]}): romper in "
                  + ", ".join(f"{int(holds[part == n].sum())} of {int((part == n).sum())} {n}"
                              for n in ("fit", "val", "test", "tags"))]
+        crops = ev.cache.images[positions]                                    # gathered once for both encoders
         for label, encoder in (("run", ev.model.eval().encoder), ("imagenet", imagenet.encoder)):
-            feats = np.concatenate([pooled_features(encoder, ev._normalizer, ev.cache.images[positions].numpy(),
-                                                    batch_size=batch_size),
+            feats = np.concatenate([pooled_features(encoder, ev._normalizer, crops, batch_size=batch_size),
                                     pooled_features(encoder, ev._normalizer, tag_images, batch_size=batch_size)])
             lines += probe_lines(feats, holds, part, label=label)
         return lines
